@@ -1,0 +1,97 @@
+"""Fit one model to one selection: posterior, sampler statistics, data and pointwise log-likelihood."""
+
+import os
+import time
+
+if "snakemake" in globals():  # before PyTensor is imported: the job's own compile cache
+    os.environ["PYTENSOR_FLAGS"] = f"base_compiledir={os.path.abspath(snakemake.params.compiledir)}"  # noqa: F821
+
+import xarray as xr
+
+from hbm import io, models, pointwise, sampling
+
+
+def fit(data_path, out_path, name: str, selection: str, config: dict, cores: int, log_path=None) -> xr.DataTree:
+    log = io.setup_logging(log_path)
+    data = io.read_grouped(data_path, config["outcome"], config["group"])
+    spec = config["models"][name]
+    settings = sampling.settings_for(config, name)
+    parameterization = spec.get("parameterization", "marginal") if name == "partial_pooling" else "none"
+    log.info("fitting %s to %s: %d rows in %d sites, %s", name, selection, len(data.y), len(data.sites), settings)
+
+    start = time.perf_counter()
+    model = models.build(name, data, spec["priors"], spec.get("parameterization", "marginal"))
+    tree = sampling.sample(model, settings, cores)
+    seconds = time.perf_counter() - start
+    posterior = tree["posterior"].to_dataset()
+    if name == "partial_pooling" and parameterization == "marginal":
+        mu = models.draw_site_means(posterior, data, io.rng_for(settings["seed"], selection, name, "mu"))
+        posterior["mu"] = (("chain", "draw", "site"), mu)
+    posterior = posterior.assign_coords(site=data.sites)
+
+    level = pointwise.pointwise_level(config, posterior.sizes["chain"] * posterior.sizes["draw"], len(data.y))
+    divergences = int(tree["sample_stats"]["diverging"].sum())
+    gate_failures = _gate(posterior, divergences, config["convergence"])
+    attrs = io.provenance(
+        config,
+        model=name,
+        selection=selection,
+        parameterization=parameterization,
+        sampler=settings["sampler"],
+        backend=settings.get("backend", "c") if settings["sampler"] == "nutpie" else "pymc",
+        seed=settings["seed"],
+        draws=settings["draws"],
+        tune=settings["tune"],
+        chains=settings["chains"],
+        target_accept=settings["target_accept"],
+        pointwise_level=level,
+        sampling_seconds=round(seconds, 3),
+        divergences=divergences,
+        convergence_failures=gate_failures,
+    )
+    result = xr.DataTree.from_dict(
+        {
+            "posterior": posterior.assign_attrs(attrs),
+            "sample_stats": tree["sample_stats"].to_dataset(),
+            "observed_data": xr.Dataset({"y_est": ("obs_id", data.y)}, coords={"obs_id": data.obs_id}),
+            "constant_data": xr.Dataset(
+                {
+                    "site_idx": ("obs_id", data.site_idx),
+                    "n": ("site", data.n),
+                    "ybar": ("site", data.ybar),
+                    "ss": ("site", data.ss),
+                },
+                coords={"obs_id": data.obs_id, "site": data.sites},
+            ),
+            "log_likelihood": pointwise.log_likelihood(posterior, name, data, level),
+        }
+    )
+    result.attrs.update(attrs)
+    log.info("sampled in %.1f s with %d divergences; log-likelihood stored per %s", seconds, divergences, level)
+    if gate_failures:
+        message = f"{name} on {selection} failed the convergence gate: " + "; ".join(gate_failures)
+        if config["convergence"]["on_failure"] == "stop":
+            raise sampling.ConvergenceError(message)
+        log.warning(message)
+    io.write_tree(result, out_path)
+    return result
+
+
+def _gate(posterior: xr.Dataset, divergences: int, gate: dict) -> list[str]:
+    from arviz_stats import summary
+
+    table = summary(posterior, kind="diagnostics", round_to="none")
+    return sampling.convergence_failures(table, divergences, gate)
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    sm = snakemake  # noqa: F821
+    fit(
+        sm.input.data,
+        sm.output.posterior,
+        sm.wildcards.model,
+        sm.wildcards.selection,
+        sm.config,
+        sm.threads,
+        sm.log[0],
+    )

@@ -1,0 +1,94 @@
+"""Files in and out: logging, atomic writes, provenance attributes, seeded streams."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import zlib
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hbm.data import Grouped
+
+PACKAGES = ("pymc", "pytensor", "nutpie", "arviz", "arviz-base", "arviz-stats", "numpy", "xarray", "pandas", "netCDF4")
+
+
+def setup_logging(path: str | Path | None) -> logging.Logger:
+    """Log this project's messages (INFO) and other libraries' warnings to `path` and stderr."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if path:
+        handlers.append(logging.FileHandler(path, mode="w", encoding="utf-8"))
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
+    log = logging.getLogger("hbm")
+    log.setLevel(logging.INFO)
+    return log
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def provenance(config: dict, **extra) -> dict[str, str]:
+    """NetCDF attributes: the producing config, library versions and step settings, as text."""
+    attrs = {key: value if isinstance(value, str) else json.dumps(value) for key, value in extra.items()}
+    attrs["config"] = json.dumps(config, sort_keys=True, default=str)
+    attrs["versions"] = json.dumps(versions(), sort_keys=True)
+    return attrs
+
+
+def rng_for(seed: int, *labels: str) -> np.random.Generator:
+    """An independent, reproducible random stream for one step of one selection and model."""
+    return np.random.default_rng([seed, *(zlib.crc32(label.encode()) for label in labels)])
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside `path`; rename it into place only once writing succeeded."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_tree(tree: xr.DataTree, path: str | Path) -> None:
+    """Write a DataTree to NetCDF atomically; numeric variables are compressed."""
+    encoding = {
+        node.path: {name: {"zlib": True, "complevel": 1} for name, var in node.dataset.data_vars.items() if var.dtype.kind in "fiub"}
+        for node in tree.subtree
+        if node.has_data
+    }
+    with atomic_path(path) as tmp:
+        tree.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+
+
+def read_tree(path: str | Path) -> xr.DataTree:
+    return xr.load_datatree(path, engine="netcdf4")
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def read_grouped(path: str | Path, outcome: str, group: str) -> Grouped:
+    """The subset CSV of one selection as `Grouped`; site order is the order of first appearance."""
+    frame = pd.read_csv(path, dtype={group: str}, keep_default_na=False)
+    return Grouped.from_frame(frame, outcome, group, list(dict.fromkeys(frame[group])))

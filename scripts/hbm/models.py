@@ -1,0 +1,131 @@
+"""The three pooling models, side by side, with the lecture's names.
+
+Each Normal likelihood is written on per-site sufficient statistics (n, mean, sum of squared
+deviations), which give exactly the per-row log density, so one gradient costs O(sites), not
+O(rows). `likelihood="rows"` builds the lecture's per-row form instead (used to check the
+sufficient form, and by the benchmark as the lecture's code).
+
+Partial pooling has three parameterizations:
+- ``centered``: mu ~ N(hyper_mu, between_variability), the lecture's form;
+- ``noncentered``: mu = hyper_mu + between_variability * mu_offset, mu_offset ~ N(0, 1);
+- ``marginal``: the site means are integrated out analytically; the fit draws them afterwards
+  from their exact conditional Normal (`draw_site_means`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from hbm.data import Grouped
+
+MODELS = ("complete_pooling", "no_pooling", "partial_pooling")
+PARAMETERIZATIONS = ("centered", "noncentered", "marginal")
+LOCATION_PRIORS = {"Normal": ("mu", "sigma"), "StudentT": ("nu", "mu", "sigma")}
+SCALE_PRIORS = {"Exponential": ("lam",), "HalfNormal": ("sigma",), "HalfCauchy": ("beta",)}
+LOG_2PI = float(np.log(2 * np.pi))
+
+
+def prior(name: str, spec: dict, **kwargs):
+    """A PyMC random variable from a config prior such as {dist: Normal, mu: 0, sigma: 50}."""
+    params = {key: value for key, value in spec.items() if key != "dist"}
+    return getattr(pm, spec["dist"])(name, **params, **kwargs)
+
+
+def normal_loglik(mu, sigma, n, ybar, ss):
+    """Sum over rows of log N(y | mu_j, sigma_j), from each site's n, mean and sum of squares."""
+    return pt.sum(-n * (0.5 * LOG_2PI + pt.log(sigma)) - (ss + n * (ybar - mu) ** 2) / (2 * sigma**2))
+
+
+def marginal_loglik(hyper_mu, within, between, n, ybar, ss):
+    """The per-row log density with each site mean integrated out against N(hyper_mu, between)."""
+    total_sd = pt.sqrt(between**2 + within**2 / n)
+    site_mean_term = -0.5 * LOG_2PI - pt.log(total_sd) - (ybar - hyper_mu) ** 2 / (2 * total_sd**2)
+    within_term = -(n - 1) * (0.5 * LOG_2PI + pt.log(within)) - ss / (2 * within**2) - 0.5 * pt.log(n)
+    return pt.sum(site_mean_term + within_term)
+
+
+def build(
+    name: str,
+    data: Grouped,
+    priors: dict,
+    parameterization: str = "marginal",
+    likelihood: str = "sufficient",
+) -> pm.Model:
+    """The PyMC model `name` for `data`; `priors` maps each parameter to its config prior."""
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(f"unknown parameterization {parameterization!r}; known: {', '.join(PARAMETERIZATIONS)}")
+    if likelihood == "rows" and name == "partial_pooling" and parameterization == "marginal":
+        raise ValueError("the per-row likelihood needs the site means: use 'centered' or 'noncentered'")
+    coords = {"site": data.sites, "obs_id": data.obs_id}
+    with pm.Model(coords=coords) as model:
+        site_idx = pm.Data("site_idx", data.site_idx, dims="obs_id")
+        stats = {
+            "n": pm.Data("n", data.n, dims="site"),
+            "ybar": pm.Data("ybar", data.ybar, dims="site"),
+            "ss": pm.Data("ss", data.ss, dims="site"),
+        }
+        if name == "complete_pooling":
+            mu = prior("mu", priors["mu"])
+            sigma = prior("sigma", priors["sigma"])
+            site_mu, site_sigma = mu, sigma
+        elif name == "no_pooling":
+            mu = prior("mu", priors["mu"], dims="site")
+            sigma = prior("sigma", priors["sigma"], dims="site")
+            site_mu, site_sigma = mu, sigma
+        elif name == "partial_pooling":
+            hyper_mu = prior("hyper_mu", priors["hyper_mu"])
+            within_variability = prior("within_variability", priors["within_variability"])
+            between_variability = prior("between_variability", priors["between_variability"])
+            if parameterization == "marginal":
+                pm.Potential(
+                    "y_est",
+                    marginal_loglik(hyper_mu, within_variability, between_variability, **stats),
+                )
+                return model
+            if parameterization == "noncentered":
+                mu_offset = pm.Normal("mu_offset", 0.0, 1.0, dims="site")
+                mu = pm.Deterministic("mu", hyper_mu + between_variability * mu_offset, dims="site")
+            else:
+                mu = pm.Normal("mu", hyper_mu, between_variability, dims="site")
+            site_mu, site_sigma = mu, within_variability
+        else:
+            raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+
+        if likelihood == "rows":
+            row = (lambda v: v[site_idx]) if name != "complete_pooling" else (lambda v: v)
+            pm.Normal(
+                "y_est",
+                mu=row(site_mu),
+                sigma=site_sigma if name == "partial_pooling" else row(site_sigma),
+                observed=data.y,
+                dims="obs_id",
+            )
+        else:
+            pm.Potential("y_est", normal_loglik(site_mu, site_sigma, **stats))
+    return model
+
+
+def draw_site_means(posterior, data: Grouped, rng: np.random.Generator) -> np.ndarray:
+    """Exact conditional draws of the site means mu given (hyper_mu, within, between) and the data."""
+    hyper_mu = posterior["hyper_mu"].values[..., None]
+    within = posterior["within_variability"].values[..., None]
+    between = posterior["between_variability"].values[..., None]
+    precision = data.n / within**2 + 1 / between**2
+    mean = (data.n * data.ybar / within**2 + hyper_mu / between**2) / precision
+    return mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
+
+
+def row_parameters(posterior, name: str, data: Grouped) -> tuple[np.ndarray, np.ndarray]:
+    """Per-draw, per-row mean and sd of y under model `name`: arrays (chain, draw, obs_id)."""
+    mu = posterior["mu"].values
+    if name == "complete_pooling":
+        sigma = posterior["sigma"].values
+        return np.broadcast_to(mu[..., None], mu.shape + (len(data.y),)), np.broadcast_to(
+            sigma[..., None], sigma.shape + (len(data.y),)
+        )
+    if name == "no_pooling":
+        return mu[..., data.site_idx], posterior["sigma"].values[..., data.site_idx]
+    within = posterior["within_variability"].values[..., None]
+    return mu[..., data.site_idx], np.broadcast_to(within, mu.shape[:2] + (len(data.y),))

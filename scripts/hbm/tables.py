@@ -1,0 +1,132 @@
+"""The workflow's tables: summaries, predictive checks, comparisons, variance split, shrinkage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from arviz_stats import compare, hdi, summary
+
+from hbm.data import Grouped
+
+SUMMARY_COLUMNS = ["parameter", "mean", "sd", "hdi_3%", "hdi_97%", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
+SAMPLE = ("chain", "draw")
+
+
+def posterior_summary(posterior: xr.Dataset) -> pd.DataFrame:
+    """The lecture's table: mean, sd, 94% HDI, MCSE, bulk and tail ESS, r-hat for every parameter."""
+    names = [name for name in posterior.data_vars if name != "mu_offset"]
+    table = summary(posterior[names], ci_kind="hdi", ci_prob=0.94, round_to="none")
+    table = table.rename(columns={"hdi94_lb": "hdi_3%", "hdi94_ub": "hdi_97%"})
+    return table.rename_axis("parameter").reset_index()[SUMMARY_COLUMNS]
+
+
+def _interval(draws: xr.DataArray, prob: float) -> tuple[np.ndarray, np.ndarray]:
+    bounds = hdi(draws, prob=prob, dim=list(SAMPLE))
+    return bounds.sel(ci_bound="lower").values, bounds.sel(ci_bound="upper").values
+
+
+def ppc_intervals(predictive: xr.DataArray, data: Grouped, prob: float = 0.95) -> pd.DataFrame:
+    """Per observation: the observed value, the predictive mean and HDI, and whether it lies inside."""
+    lower, upper = _interval(predictive, prob)
+    return pd.DataFrame(
+        {
+            "obs_id": data.obs_id,
+            "site": np.asarray(data.sites)[data.site_idx],
+            "observed": data.y,
+            "predictive_mean": predictive.mean(SAMPLE).values,
+            "hdi_lower": lower,
+            "hdi_upper": upper,
+            "inside": (data.y >= lower) & (data.y <= upper),
+        }
+    )
+
+
+def _describe(draws: xr.DataArray, prob: float = 0.94) -> dict:
+    lower, upper = _interval(draws, prob)
+    return {"mean": float(draws.mean()), "sd": float(draws.std()), "hdi_3%": float(lower), "hdi_97%": float(upper)}
+
+
+def mu_comparison(posteriors: dict[str, xr.Dataset], sites: list[str]) -> pd.DataFrame:
+    """Every site's mean under each model (complete pooling's single mu stands for every site)."""
+    rows = []
+    for name, posterior in posteriors.items():
+        mu = posterior["mu"]
+        for site in sites:
+            draws = mu.sel(site=site) if "site" in mu.dims else mu
+            rows.append({"site": site, "model": name, **_describe(draws)})
+        if "hyper_mu" in posterior:
+            rows.append({"site": "(population)", "model": name, **_describe(posterior["hyper_mu"])})
+    return pd.DataFrame(rows)
+
+
+def variance_draws(posterior: xr.Dataset) -> dict[str, xr.DataArray]:
+    """Per-draw between- and within-site variances, their shares, and the ICC."""
+    between = posterior["between_variability"] ** 2
+    within = posterior["within_variability"] ** 2
+    icc = between / (between + within)
+    return {
+        "between_variance": between,
+        "within_variance": within,
+        "between_share": icc,
+        "within_share": 1 - icc,
+        "icc": icc,
+    }
+
+
+def variance_decomposition(posterior: xr.Dataset) -> pd.DataFrame:
+    """Posterior mean, sd and 94% HDI of each variance quantity (not ratios of posterior means)."""
+    return pd.DataFrame([{"quantity": key, **_describe(draws)} for key, draws in variance_draws(posterior).items()])
+
+
+def shrinkage(posteriors: dict[str, xr.Dataset], data: Grouped) -> pd.DataFrame:
+    """Per site: pooling weight n σ_μ² / (σ_y² + n σ_μ²) as a posterior, and the three models' means."""
+    partial = posteriors["partial_pooling"]
+    n = xr.DataArray(data.n, coords={"site": data.sites}, dims="site")
+    between, within = partial["between_variability"] ** 2, partial["within_variability"] ** 2
+    weight = n * between / (within + n * between)
+    lower, upper = _interval(weight, 0.94)
+    table = pd.DataFrame(
+        {
+            "site": data.sites,
+            "n": data.n.astype(int),
+            "observed_mean": data.ybar,
+            "weight_mean": weight.mean(SAMPLE).values,
+            "weight_hdi_3%": lower,
+            "weight_hdi_97%": upper,
+        }
+    )
+    for name, posterior in posteriors.items():
+        mu = posterior["mu"].mean(SAMPLE)
+        table[f"{name}_mean"] = mu.values if "site" in mu.dims else float(mu)
+    return table
+
+
+def loo_comparison(trees: dict[str, xr.DataTree]) -> pd.DataFrame:
+    """PSIS-LOO comparison of the models, best first (ArviZ's columns)."""
+    table = compare(trees, round_to="none")
+    return table.rename_axis("model").reset_index()
+
+
+def new_site_coverage(site: str, predictions: xr.DataTree, prob: float = 0.95) -> pd.DataFrame:
+    """Share of the new site's observations inside the central predictive HDI of one of its rows."""
+    draws = predictions["predictions"]["y_est"]
+    observed = predictions["observed_data"]["y_est"].values
+    pooled = draws.stack(sample=[*SAMPLE, "obs_id"])
+    bounds = hdi(pooled, prob=prob, dim="sample")
+    lower, upper = float(bounds.sel(ci_bound="lower")), float(bounds.sel(ci_bound="upper"))
+    inside = (observed >= lower) & (observed <= upper)
+    return pd.DataFrame(
+        [
+            {
+                "site": site,
+                "n": observed.size,
+                "observed_mean": observed.mean(),
+                "predictive_mean": float(draws.mean()),
+                "hdi_lower": lower,
+                "hdi_upper": upper,
+                "coverage": inside.mean(),
+                "nominal": prob,
+            }
+        ]
+    )

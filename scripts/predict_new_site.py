@@ -1,0 +1,37 @@
+"""Predict a site the model never saw from the partial-pooling posterior, and compare with its rows."""
+
+import xarray as xr
+
+from hbm import data as hdata
+from hbm import io, pointwise
+
+
+def predict_new_site(data_path, posterior_path, out_path, site: str, selection: str, config: dict, log_path=None):
+    log = io.setup_logging(log_path)
+    outcome, group = config["outcome"], config["group"]
+    frame = hdata.read_table(data_path, outcome, group)
+    rows, dropped = hdata.subset(frame, outcome, group, [site])
+    if dropped:
+        log.info("dropped %d rows of %s with a missing %s", dropped, site, outcome)
+    posterior = io.read_tree(posterior_path)["posterior"].to_dataset()
+    seed = int(posterior.attrs["seed"])
+    obs_id = rows["obs_id"].to_numpy()
+    predictions = pointwise.new_site_predictive(posterior, obs_id, io.rng_for(seed, selection, "new_site", site))
+    attrs = io.provenance(config, model="partial_pooling", selection=selection, new_site=site, seed=seed)
+    tree = xr.DataTree.from_dict(
+        {
+            "predictions": predictions.assign_attrs(attrs),
+            "observed_data": xr.Dataset({"y_est": ("obs_id", rows[outcome].to_numpy(float))}, coords={"obs_id": obs_id}),
+        }
+    )
+    tree.attrs.update(attrs)
+    io.write_tree(tree, out_path)
+    log.info("predicted %d rows of new site %s from %s", len(obs_id), site, selection)
+    return tree
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    sm = snakemake  # noqa: F821
+    predict_new_site(
+        sm.input.data, sm.input.posterior, sm.output[0], sm.wildcards.site, sm.wildcards.selection, sm.config, sm.log[0]
+    )

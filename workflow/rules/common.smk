@@ -1,0 +1,138 @@
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+
+from hbm.config import check_config, check_schema
+from hbm.data import InputError, check_config_against_data, read_table
+
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+ENV = "../../envs/hbm.yaml"
+
+
+def check_inputs():
+    """Stop before any job with one message naming the bad key, column or value."""
+    try:
+        check_schema(config, SCHEMA)
+        validate(config, schema=str(SCHEMA))
+        check_config(config)
+        data = Path(config["data"]["path"])
+        if data.exists():
+            check_config_against_data(
+                config, read_table(data, config["outcome"], config["group"]), str(data)
+            )
+        elif not config["data"].get("url"):
+            raise InputError(
+                f"config key 'data.path': data file {data} does not exist and no 'data.url' is set to download it"
+            )
+    except InputError as error:
+        raise WorkflowError(f"Invalid input: {error}") from None
+
+
+check_inputs()
+
+SELECTIONS = list(config["selections"])
+MODELS = list(config["models"])
+NEW_SITES = list(config["new_sites"]) if "partial_pooling" in MODELS else []
+
+
+wildcard_constraints:
+    selection="|".join(map(re.escape, SELECTIONS)),
+    model="|".join(MODELS),
+    site="|".join(map(re.escape, NEW_SITES)) or "(?!)",
+
+
+def data_file():
+    return config["data"]["path"]
+
+
+def selection_outputs(selection):
+    """Every artifact of one selection."""
+    base = f"results/{selection}"
+    files = [f"{base}/figures/histogram.png", f"{base}/figures/sites.png"]
+    files += [f"{base}/{model}/{name}" for model in MODELS for name in MODEL_FILES]
+    files += [f"{base}/tables/{name}" for name in selection_tables()]
+    files += selection_figures(selection)
+    files += [f"{base}/partial_pooling/new_site_{site}.nc" for site in NEW_SITES]
+    return files
+
+
+MODEL_FILES = [
+    "posterior.nc",
+    "posterior_predictive.nc",
+    "summary.csv",
+    "ppc_intervals.csv",
+    "graph.png",
+    "trace.png",
+    "ppc.png",
+]
+
+
+def selection_tables():
+    names = ["mu_comparison.csv", "loo_comparison.csv", "convergence.csv"]
+    if "partial_pooling" in MODELS:
+        names += ["variance_decomposition.csv", "shrinkage.csv", "new_site_coverage.csv"]
+    return names
+
+
+def selection_figures(selection):
+    base = f"results/{selection}/figures"
+    files = [f"{base}/forest.png", f"{base}/shrinkage.png"]
+    if "partial_pooling" in MODELS:
+        files += [f"{base}/icc.png"] + [f"{base}/new_site_{site}.png" for site in NEW_SITES]
+    return files
+
+
+def all_outputs():
+    files = ["results/all_sites_boxplot.png"]
+    for selection in SELECTIONS:
+        files += selection_outputs(selection)
+    return files
+
+
+def per_model(pattern):
+    """Input function: `pattern` for every model of the job's selection."""
+    return lambda wildcards: expand(pattern, selection=wildcards.selection, model=MODELS)
+
+
+def per_new_site(pattern):
+    return lambda wildcards: expand(pattern, selection=wildcards.selection, site=NEW_SITES)
+
+
+def compile_cache(wildcards):
+    """A PyTensor compile cache of the job's own, kept between runs: parallel jobs never share one."""
+    return str(Path(".cache") / "pytensor" / f"{wildcards.selection}-{wildcards.model}")
+
+
+def reported(path, caption, subcategory, **labels):
+    """A report() output of one selection, captioned by workflow/report/{caption}.rst."""
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category="{selection}",
+        subcategory=subcategory,
+        labels=labels,
+    )
+
+
+def model_outputs(name, caption, label):
+    """One reported file per model: {model: path}, named `name` inside the model's folder."""
+    return {
+        model: reported(f"results/{{selection}}/{model}/{name}", caption, model.replace("_", " "), **{label: name})
+        for model in MODELS
+    }
+
+
+def caption_for(path):
+    """Caption name of a per-selection figure: new-site figures share one caption."""
+    stem = Path(path).stem
+    return "new_site" if stem.startswith("new_site_") else stem
+
+
+def analysis_settings(*keys):
+    """The config values a rule's results depend on, as params: a change to them reruns the rule."""
+    return {key: config.get(key) for key in keys}

@@ -19,10 +19,12 @@ def download(url: str, out_path, sha256: str, log_path=None, timeout: float = 60
             raise InputError(f"data file {out_path} is missing and could not be downloaded from {url}: {err}") from None
         found = sha256_normalised(tmp)
         if sha256 and found != sha256:
-            raise InputError(f"downloaded file from {url} has sha256 {found} (line endings normalised), expected {sha256}")
+            raise InputError(
+                f"downloaded file from {url} has sha256 {found} (line endings normalised), expected {sha256}"
+            )
     log.info("saved %s (sha256 %s)", out_path, found)
 
 
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    download(sm.params.url, sm.output[0], sm.params.sha256, sm.log[0])
+    io.run_step(download, sm.params.url, sm.output[0], sm.params.sha256, sm.log[0])

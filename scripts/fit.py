@@ -6,9 +6,10 @@ import time
 if "snakemake" in globals():  # before PyTensor is imported: the job's own compile cache
     os.environ["PYTENSOR_FLAGS"] = f"base_compiledir={os.path.abspath(snakemake.params.compiledir)}"  # noqa: F821
 
-import xarray as xr
+import xarray as xr  # noqa: E402
 
-from hbm import io, models, pointwise, sampling
+from hbm import io, models, pointwise, sampling  # noqa: E402
+from hbm.errors import ConvergenceError  # noqa: E402
 
 
 def fit(data_path, out_path, name: str, selection: str, config: dict, cores: int, log_path=None) -> xr.DataTree:
@@ -71,7 +72,7 @@ def fit(data_path, out_path, name: str, selection: str, config: dict, cores: int
     if gate_failures:
         message = f"{name} on {selection} failed the convergence gate: " + "; ".join(gate_failures)
         if config["convergence"]["on_failure"] == "stop":
-            raise sampling.ConvergenceError(message)
+            raise ConvergenceError(message)
         log.warning(message)
     io.write_tree(result, out_path)
     return result
@@ -86,7 +87,8 @@ def _gate(posterior: xr.Dataset, divergences: int, gate: dict) -> list[str]:
 
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    fit(
+    io.run_step(
+        fit,
         sm.input.data,
         sm.output.posterior,
         sm.wildcards.model,

@@ -25,4 +25,4 @@ def plot_all_sites(data_path, out_path, config: dict, log_path=None):
 
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    plot_all_sites(sm.input.data, sm.output[0], sm.config, sm.log[0])
+    io.run_step(plot_all_sites, sm.input.data, sm.output[0], sm.config, sm.log[0])

@@ -13,7 +13,9 @@ from hbm import io, models, plotting
 from hbm import tables as t
 
 
-def plot_models(data_path, posteriors: dict, predictives: dict, new_sites: dict, outdir, selection: str, config: dict, log_path=None):
+def plot_models(
+    data_path, posteriors: dict, predictives: dict, new_sites: dict, outdir, selection: str, config: dict, log_path=None
+):
     """`posteriors`/`predictives`: model -> NetCDF; `new_sites`: site -> predictions NetCDF."""
     log = io.setup_logging(log_path)
     outcome, group, options = config["outcome"], config["group"], config["plots"]
@@ -26,7 +28,9 @@ def plot_models(data_path, posteriors: dict, predictives: dict, new_sites: dict,
     predictive_means = {}
     for name, tree in trees.items():
         label = f"{plotting.MODEL_LABELS[name]} ({selection})"
-        model = models.build(name, data, config["models"][name]["priors"], config["models"][name].get("parameterization", "marginal"))
+        model = models.build(
+            name, data, config["models"][name]["priors"], config["models"][name].get("parameterization", "marginal")
+        )
         with io.atomic_path(outdir / name / "graph.png") as tmp:
             tmp.write_bytes(pm.model_to_graphviz(model).pipe(format="png"))
 
@@ -48,15 +52,21 @@ def plot_models(data_path, posteriors: dict, predictives: dict, new_sites: dict,
         backend="matplotlib",
         figure_kwargs={"figsize": options["figsize"]},
     )
-    pc.viz["figure"].item().suptitle(f"site means mu under the three models ({selection}); 50% and 94% HDI", y=1.02)
+    pc.add_legend("model", loc="upper center", bbox_to_anchor=(0.5, 1.0), ncols=len(trees), frameon=False)
+    pc.viz["figure"].item().suptitle(f"Site means mu under the three models ({selection}); 50% and 94% HDI", y=1.06)
     plotting.save(pc.viz["figure"].item(), outdir / "figures" / "forest.png")
 
-    plotting.save(plotting.shrinkage(frame, predictive_means, outcome, group, options), outdir / "figures" / "shrinkage.png")
+    plotting.save(
+        plotting.shrinkage(frame, predictive_means, outcome, group, options), outdir / "figures" / "shrinkage.png"
+    )
 
     if "partial_pooling" in trees:
         posterior = trees["partial_pooling"]["posterior"].to_dataset()
         for site, path in new_sites.items():
-            plotting.save(_new_site_figure(io.read_tree(path), site, selection, outcome, options), outdir / "figures" / f"new_site_{site}.png")
+            plotting.save(
+                _new_site_figure(io.read_tree(path), site, selection, outcome, options),
+                outdir / "figures" / f"new_site_{site}.png",
+            )
         plotting.save(_icc_figure(posterior, selection, options), outdir / "figures" / "icc.png")
     log.info("plotted %d models of %s", len(trees), selection)
 
@@ -70,7 +80,9 @@ def _new_site_figure(tree, site: str, selection: str, outcome: str, options: dic
     observed = tree["observed_data"]["y_est"].values
     coverage = t.new_site_coverage(site, tree).iloc[0]
     fig, ax = plt.subplots(figsize=options["figsize"])
-    plotting.density_with_interval(draws, coverage["hdi_lower"], coverage["hdi_upper"], "posterior predictive (95% HDI shaded)", ax)
+    plotting.density_with_interval(
+        draws, coverage["hdi_lower"], coverage["hdi_upper"], "posterior predictive (95% HDI shaded)", ax
+    )
     ax.hist(observed, bins="auto", density=True, color="0.6", alpha=0.5, label=f"observed {site} (n={observed.size})")
     ax.plot(observed, np.full(observed.size, -0.002), "|", color="0.2", ms=10)
     ax.set_xlabel(outcome)
@@ -83,7 +95,9 @@ def _icc_figure(posterior, selection: str, options: dict):
     icc = t.variance_draws(posterior)["icc"]
     row = t.variance_decomposition(posterior).set_index("quantity").loc["icc"]
     fig, ax = plt.subplots(figsize=options["figsize"])
-    plotting.density_with_interval(icc.values.ravel(), row["hdi_3%"], row["hdi_97%"], "ICC posterior (94% HDI shaded)", ax)
+    plotting.density_with_interval(
+        icc.values.ravel(), row["hdi_3%"], row["hdi_97%"], "ICC posterior (94% HDI shaded)", ax
+    )
     ax.set_xlabel("ICC = between-site variance / total variance")
     ax.set_title(f"Share of variance between sites ({selection}): mean {row['mean']:.3f}")
     ax.legend(fontsize="small")
@@ -93,7 +107,8 @@ def _icc_figure(posterior, selection: str, options: dict):
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
     names = list(sm.config["models"])
-    plot_models(
+    io.run_step(
+        plot_models,
         sm.input.data,
         dict(zip(names, sm.input.posteriors)),
         dict(zip(names, sm.input.predictives)),

@@ -27,7 +27,9 @@ def plot_selection(data_path, histogram_path, sites_path, selection: str, config
 
     fig, (box, kde) = plt.subplots(1, 2, figsize=(options["figsize"][0] * 2, options["figsize"][1]))
     sns.boxplot(data=frame, x=group, y=outcome, hue=group, order=sites, palette=colours, ax=box, legend=False)
-    box.set_xticks(range(len(sites)), sites, rotation=45 if len(sites) > 6 else 0, ha="right" if len(sites) > 6 else "center")
+    box.set_xticks(
+        range(len(sites)), sites, rotation=45 if len(sites) > 6 else 0, ha="right" if len(sites) > 6 else "center"
+    )
     for site in sites:
         sns.kdeplot(frame.loc[frame[group] == site, outcome], ax=kde, color=colours[site], label=site)
     kde.legend(fontsize="small", ncol=2 if len(sites) > 8 else 1)
@@ -39,4 +41,12 @@ def plot_selection(data_path, histogram_path, sites_path, selection: str, config
 
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    plot_selection(sm.input.data, sm.output.histogram, sm.output.sites, sm.wildcards.selection, sm.config, sm.log[0])
+    io.run_step(
+        plot_selection,
+        sm.input.data,
+        sm.output.histogram,
+        sm.output.sites,
+        sm.wildcards.selection,
+        sm.config,
+        sm.log[0],
+    )

@@ -11,7 +11,11 @@ def posterior_predictive(data_path, posterior_path, out_path, name: str, selecti
     posterior = io.read_tree(posterior_path)["posterior"].to_dataset()
     seed = int(posterior.attrs["seed"])
     predictive = pointwise.posterior_predictive(
-        posterior, name, data, io.rng_for(seed, selection, name, "posterior_predictive"), config["storage"]["max_values"]
+        posterior,
+        name,
+        data,
+        io.rng_for(seed, selection, name, "posterior_predictive"),
+        config["storage"]["max_values"],
     )
     attrs = io.provenance(config, model=name, selection=selection, seed=seed, thinning=predictive.attrs["thinning"])
     tree = xr.DataTree.from_dict(
@@ -22,12 +26,24 @@ def posterior_predictive(data_path, posterior_path, out_path, name: str, selecti
     )
     tree.attrs.update(attrs)
     io.write_tree(tree, out_path)
-    log.info("%d draws x %d rows (every %d-th draw)", predictive.sizes["chain"] * predictive.sizes["draw"], len(data.y), predictive.attrs["thinning"])
+    log.info(
+        "%d draws x %d rows (every %d-th draw)",
+        predictive.sizes["chain"] * predictive.sizes["draw"],
+        len(data.y),
+        predictive.attrs["thinning"],
+    )
     return tree
 
 
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    posterior_predictive(
-        sm.input.data, sm.input.posterior, sm.output[0], sm.wildcards.model, sm.wildcards.selection, sm.config, sm.log[0]
+    io.run_step(
+        posterior_predictive,
+        sm.input.data,
+        sm.input.posterior,
+        sm.output[0],
+        sm.wildcards.model,
+        sm.wildcards.selection,
+        sm.config,
+        sm.log[0],
     )

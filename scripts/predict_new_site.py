@@ -21,7 +21,9 @@ def predict_new_site(data_path, posterior_path, out_path, site: str, selection: 
     tree = xr.DataTree.from_dict(
         {
             "predictions": predictions.assign_attrs(attrs),
-            "observed_data": xr.Dataset({"y_est": ("obs_id", rows[outcome].to_numpy(float))}, coords={"obs_id": obs_id}),
+            "observed_data": xr.Dataset(
+                {"y_est": ("obs_id", rows[outcome].to_numpy(float))}, coords={"obs_id": obs_id}
+            ),
         }
     )
     tree.attrs.update(attrs)
@@ -32,6 +34,13 @@ def predict_new_site(data_path, posterior_path, out_path, site: str, selection: 
 
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    predict_new_site(
-        sm.input.data, sm.input.posterior, sm.output[0], sm.wildcards.site, sm.wildcards.selection, sm.config, sm.log[0]
+    io.run_step(
+        predict_new_site,
+        sm.input.data,
+        sm.input.posterior,
+        sm.output[0],
+        sm.wildcards.site,
+        sm.wildcards.selection,
+        sm.config,
+        sm.log[0],
     )

@@ -10,7 +10,14 @@ def subset(data_path, out_path, selection: str, config: dict, log_path=None):
     frame = hdata.read_table(data_path, outcome, group)
     sites = hdata.check_config_against_data(config, frame, str(data_path))[selection]
     rows, dropped = hdata.subset(frame, outcome, group, sites)
-    log.info("selection %s: %d rows in %d sites; dropped %d rows with a missing %s", selection, len(rows), len(sites), dropped, outcome)
+    log.info(
+        "selection %s: %d rows in %d sites; dropped %d rows with a missing %s",
+        selection,
+        len(rows),
+        len(sites),
+        dropped,
+        outcome,
+    )
     for site, count in rows[group].value_counts(sort=False).items():
         log.info("  %s: %d rows", site, count)
     io.write_csv(rows, out_path)
@@ -19,4 +26,4 @@ def subset(data_path, out_path, selection: str, config: dict, log_path=None):
 
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    subset(sm.input.data, sm.output[0], sm.wildcards.selection, sm.config, sm.log[0])
+    io.run_step(subset, sm.input.data, sm.output[0], sm.wildcards.selection, sm.config, sm.log[0])

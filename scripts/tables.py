@@ -53,7 +53,8 @@ def _failures(tree) -> list[str]:
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
     models = list(sm.config["models"])
-    make_tables(
+    io.run_step(
+        make_tables,
         sm.input.data,
         dict(zip(models, sm.input.posteriors)),
         dict(zip(models, sm.input.predictives)),

@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 import jsonschema
 import yaml
 
-from hbm.data import InputError
+from hbm.errors import InputError
 
 
 def check_schema(config, schema_path: str | Path) -> None:
@@ -44,5 +44,3 @@ def _check_path_safe(name: str, where: str) -> None:
     path = PurePosixPath(str(name))
     if not str(name) or path.is_absolute() or len(path.parts) != 1 or name in (".", "..") or "\\" in name:
         raise InputError(f"{where} cannot be used as a folder name inside results/")
-
-

@@ -11,11 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hbm.errors import InputError
+
 log = logging.getLogger(__name__)
-
-
-class InputError(ValueError):
-    """Bad config or data: the message says what is wrong and where."""
 
 
 @dataclass(frozen=True)
@@ -120,8 +118,7 @@ def check_config_against_data(config: dict, frame: pd.DataFrame, source: str) ->
         for site in sites:
             if site not in known:
                 raise InputError(
-                    f"{where}: site {site!r} is not in column '{group}' of {source} "
-                    f"(known sites: {', '.join(known)})"
+                    f"{where}: site {site!r} is not in column '{group}' of {source} (known sites: {', '.join(known)})"
                 )
             if site not in with_outcome:
                 raise InputError(

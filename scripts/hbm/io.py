@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from hbm.data import Grouped
+from hbm.errors import ConvergenceError, InputError
 
 PACKAGES = ("pymc", "pytensor", "nutpie", "arviz", "arviz-base", "arviz-stats", "numpy", "xarray", "pandas", "netCDF4")
 
@@ -26,7 +27,9 @@ def setup_logging(path: str | Path | None) -> logging.Logger:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if path:
         handlers.append(logging.FileHandler(path, mode="w", encoding="utf-8"))
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
+    )
     log = logging.getLogger("hbm")
     log.setLevel(logging.INFO)
     return log
@@ -43,9 +46,12 @@ def versions() -> dict[str, str]:
 
 
 def provenance(config: dict, **extra) -> dict[str, str]:
-    """NetCDF attributes: the producing config, library versions and step settings, as text."""
+    """NetCDF attributes: the producing config, library versions and step settings, as text.
+    Machine-specific paths are left out: the data file is named by its file name only."""
     attrs = {key: value if isinstance(value, str) else json.dumps(value) for key, value in extra.items()}
-    attrs["config"] = json.dumps(config, sort_keys=True, default=str)
+    portable = {key: value for key, value in config.items() if key != "cache_dir"}
+    portable["data"] = {**config["data"], "path": Path(config["data"]["path"]).name}
+    attrs["config"] = json.dumps(portable, sort_keys=True, default=str)
     attrs["versions"] = json.dumps(versions(), sort_keys=True)
     return attrs
 
@@ -71,7 +77,11 @@ def atomic_path(path: str | Path):
 def write_tree(tree: xr.DataTree, path: str | Path) -> None:
     """Write a DataTree to NetCDF atomically; numeric variables are compressed."""
     encoding = {
-        node.path: {name: {"zlib": True, "complevel": 1} for name, var in node.dataset.data_vars.items() if var.dtype.kind in "fiub"}
+        node.path: {
+            name: {"zlib": True, "complevel": 1}
+            for name, var in node.dataset.data_vars.items()
+            if var.dtype.kind in "fiub"
+        }
         for node in tree.subtree
         if node.has_data
     }
@@ -92,3 +102,12 @@ def read_grouped(path: str | Path, outcome: str, group: str) -> Grouped:
     """The subset CSV of one selection as `Grouped`; site order is the order of first appearance."""
     frame = pd.read_csv(path, dtype={group: str}, keep_default_na=False)
     return Grouped.from_frame(frame, outcome, group, list(dict.fromkeys(frame[group])))
+
+
+def run_step(step, *args, **kwargs):
+    """Run a step from its Snakemake job: a bad input or failed check ends it with one message."""
+    try:
+        return step(*args, **kwargs)
+    except (InputError, ConvergenceError) as error:
+        logging.getLogger("hbm").error("%s", error)
+        sys.exit(1)

@@ -34,7 +34,9 @@ def palette(sites: list[str], options: dict) -> dict[str, tuple]:
 def save(fig, path: str | Path) -> None:
     """Save a figure atomically, with metadata that names the software only."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight", metadata={"Software": f"matplotlib {matplotlib.__version__}"})
+        fig.savefig(
+            tmp, format="png", bbox_inches="tight", metadata={"Software": f"matplotlib {matplotlib.__version__}"}
+        )
     plt.close(fig)
 
 
@@ -43,7 +45,12 @@ def site_ticks(ax, sites: np.ndarray) -> None:
     codes, labels = pd.factorize(sites)
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
     ends = np.r_[starts[1:], len(codes)]
-    ax.set_xticks((starts + ends - 1) / 2, labels, rotation=45 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center")
+    ax.set_xticks(
+        (starts + ends - 1) / 2,
+        labels,
+        rotation=45 if len(labels) > 6 else 0,
+        ha="right" if len(labels) > 6 else "center",
+    )
     for boundary in starts[1:]:
         ax.axvline(boundary - 0.5, color="0.8", lw=0.8, zorder=0)
     ax.set_xlim(-0.5, len(codes) - 0.5)
@@ -55,29 +62,34 @@ def ppc_intervals(table: pd.DataFrame, outcome: str, title: str, colours: dict, 
     fig, ax = plt.subplots(figsize=options.get("wide_figsize", (12, 4.5)))
     x = np.arange(len(table))
     ax.vlines(x, table["hdi_lower"], table["hdi_upper"], colors=[colours[s] for s in table["site"]], lw=1.2, alpha=0.7)
-    ax.scatter(x, table["predictive_mean"], marker="_", color="0.15", s=25, lw=1, label="posterior predictive mean", zorder=3)
+    ax.scatter(
+        x, table["predictive_mean"], marker="_", color="0.15", s=25, lw=1, label="posterior predictive mean", zorder=3
+    )
     inside = table["inside"].to_numpy(bool)
     ax.scatter(x[inside], table["observed"][inside], s=9, color="0.35", label="observed, inside 95% HDI", zorder=4)
-    ax.scatter(x[~inside], table["observed"][~inside], s=14, color="crimson", label="observed, outside 95% HDI", zorder=5)
+    ax.scatter(
+        x[~inside], table["observed"][~inside], s=14, color="crimson", label="observed, outside 95% HDI", zorder=5
+    )
     site_ticks(ax, table["site"].to_numpy())
     ax.set_ylabel(outcome)
     ax.set_title(f"{title}: {inside.mean():.1%} of observations inside their 95% predictive HDI")
-    ax.legend(loc="lower left", fontsize="small", ncol=3, frameon=True)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize="small", ncol=3, frameon=False)
     return fig
 
 
 def shrinkage(data: pd.DataFrame, means: dict[str, np.ndarray], outcome: str, group: str, options: dict):
-    """Posterior predictive mean per observation under each model, with the observed values."""
+    """Posterior predictive mean per observation under each model, with each site's observed mean."""
     fig, ax = plt.subplots(figsize=options.get("wide_figsize", (12, 4.5)))
     x = np.arange(len(data))
-    ax.scatter(x, data[outcome], s=6, color="0.75", label="observed", zorder=1)
     markers = {"complete_pooling": "s", "no_pooling": "^", "partial_pooling": "o"}
     for name, mean in means.items():
-        ax.scatter(x, mean, s=10, marker=markers[name], label=MODEL_LABELS[name], zorder=3)
+        ax.scatter(x, mean, s=8, marker=markers[name], label=MODEL_LABELS[name], zorder=3, alpha=0.8)
+    site_mean = data.groupby(group, sort=False)[outcome].transform("mean").to_numpy()
+    ax.plot(x, site_mean, color="0.1", lw=1.5, drawstyle="steps-mid", label="observed site mean", zorder=4)
     site_ticks(ax, data[group].to_numpy())
     ax.set_ylabel(f"posterior predictive mean of {outcome}")
-    ax.set_title("Shrinkage: partial pooling pulls small sites towards the population mean")
-    ax.legend(loc="upper left", fontsize="small", ncol=4)
+    ax.set_title("Shrinkage: partial pooling pulls site means towards the population mean, small sites most")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize="small", ncol=4, frameon=False)
     return fig
 
 

@@ -46,9 +46,11 @@ def posterior_predictive(posterior: xr.Dataset, name: str, data: Grouped, rng, m
     posterior = posterior.isel(draw=slice(None, None, step))
     mean, sd = row_parameters(posterior, name, data)
     values = mean + sd * rng.standard_normal(mean.shape)
-    return xr.Dataset({"y_est": (("chain", "draw", "obs_id"), values)}, coords=posterior.coords).assign_coords(
-        obs_id=data.obs_id
-    ).assign_attrs(thinning=step)
+    return (
+        xr.Dataset({"y_est": (("chain", "draw", "obs_id"), values)}, coords=posterior.coords)
+        .assign_coords(obs_id=data.obs_id)
+        .assign_attrs(thinning=step)
+    )
 
 
 def new_site_predictive(posterior: xr.Dataset, obs_id: np.ndarray, rng) -> xr.Dataset:

@@ -8,12 +8,9 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
+
 SAMPLERS = ("nutpie", "pymc")
 BACKENDS = ("c", "numba")
-
-
-class ConvergenceError(RuntimeError):
-    """A fit failed the convergence gate; the message names the parameter and value."""
 
 
 def compile_nutpie(model: pm.Model, backend: str = "c"):
@@ -117,9 +114,7 @@ def sample(model: pm.Model, settings: dict, cores: int) -> xr.DataTree:
         )
     stats = tree["sample_stats"].to_dataset()
     keep = [name for name in stats.data_vars if stats[name].dtype != object]
-    return xr.DataTree.from_dict(
-        {"posterior": tree["posterior"].to_dataset(), "sample_stats": stats[keep]}
-    )
+    return xr.DataTree.from_dict({"posterior": tree["posterior"].to_dataset(), "sample_stats": stats[keep]})
 
 
 def convergence_failures(summary, divergences: int, gate: dict) -> list[str]:

@@ -9,7 +9,18 @@ from arviz_stats import compare, hdi, summary
 
 from hbm.data import Grouped
 
-SUMMARY_COLUMNS = ["parameter", "mean", "sd", "hdi_3%", "hdi_97%", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat"]
+SUMMARY_COLUMNS = [
+    "parameter",
+    "mean",
+    "sd",
+    "hdi_3%",
+    "hdi_97%",
+    "mcse_mean",
+    "mcse_sd",
+    "ess_bulk",
+    "ess_tail",
+    "r_hat",
+]
 SAMPLE = ("chain", "draw")
 
 

@@ -8,7 +8,8 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from hbm.config import check_config, check_schema
-from hbm.data import InputError, check_config_against_data, read_table
+from hbm.data import check_config_against_data, read_table
+from hbm.errors import InputError
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 ENV = "../../envs/hbm.yaml"
@@ -105,7 +106,7 @@ def per_new_site(pattern):
 
 def compile_cache(wildcards):
     """A PyTensor compile cache of the job's own, kept between runs: parallel jobs never share one."""
-    return str(Path(".cache") / "pytensor" / f"{wildcards.selection}-{wildcards.model}")
+    return str(Path(config["cache_dir"]) / "pytensor" / f"{wildcards.selection}-{wildcards.model}")
 
 
 def reported(path, caption, subcategory, **labels):

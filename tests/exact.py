@@ -1,0 +1,88 @@
+"""Exact posterior means of the three Normal models by numerical integration.
+
+Written from the model definitions alone, independently of the workflow's code. Given the scale
+parameters, every location parameter integrates out in closed form (Normal-Normal conjugacy), which
+leaves a one-dimensional grid over σ (complete and no pooling) or a two-dimensional grid over
+(σ_y, σ_μ) (partial pooling). Priors: location N(m0, s0); scales Exponential(rate).
+"""
+
+import numpy as np
+from scipy.special import logsumexp
+
+
+def _scale_grid(log_density, lower, upper, points):
+    """A grid fine enough where `log_density` holds its mass: coarse pass, then a fine one around the mass."""
+    coarse = np.linspace(lower, upper, 4001)
+    logp = log_density(coarse)
+    weights = np.exp(logp - logsumexp(logp))
+    mass = coarse[weights > 1e-14 * weights.max()]
+    step = coarse[1] - coarse[0]
+    return np.linspace(max(lower, mass.min() - 2 * step), mass.max() + 2 * step, points)
+
+
+def _normal_model_given_sigma(y_n, y_bar, y_ss, m0, s0, sigma):
+    """log p(y | σ) with μ ~ N(m0, s0) integrated out, and E[μ | σ, y]."""
+    var_mean = sigma**2 / y_n
+    log_evidence = (
+        -(y_n - 1) * np.log(sigma)
+        - y_ss / (2 * sigma**2)
+        - 0.5 * np.log(s0**2 + var_mean)
+        - (y_bar - m0) ** 2 / (2 * (s0**2 + var_mean))
+    )
+    precision = 1 / s0**2 + y_n / sigma**2
+    mean = (m0 / s0**2 + y_n * y_bar / sigma**2) / precision
+    return log_evidence, mean
+
+
+def single_normal(y, m0, s0, rate, points=20001):
+    """Posterior means of μ and σ for y ~ N(μ, σ), μ ~ N(m0, s0), σ ~ Exp(rate)."""
+    y = np.asarray(y, float)
+    n, ybar = y.size, y.mean()
+    ss = ((y - ybar) ** 2).sum()
+
+    def log_post(sigma):
+        return _normal_model_given_sigma(n, ybar, ss, m0, s0, sigma)[0] - rate * sigma
+
+    sigma = _scale_grid(log_post, 1e-6, 10 * y.std() + 50, points)
+    logp = log_post(sigma)
+    w = np.exp(logp - logsumexp(logp))
+    mean_mu = _normal_model_given_sigma(n, ybar, ss, m0, s0, sigma)[1]
+    return {"mu": float(w @ mean_mu), "sigma": float(w @ sigma)}
+
+
+def partial_pooling(groups, m0, s0, rate_within, rate_between, points=(1201, 1601)):
+    """Posterior means of hyper_mu, within_variability, between_variability and each site's mu."""
+    n = np.array([len(g) for g in groups], float)
+    ybar = np.array([np.mean(g) for g in groups])
+    ss = np.array([((np.asarray(g) - np.mean(g)) ** 2).sum() for g in groups])
+
+    def log_post(within, between):
+        within, between = within[..., None], between[..., None]
+        var_j = between**2 + within**2 / n  # variance of ybar_j given hyper_mu
+        precision = 1 / s0**2 + (1 / var_j).sum(-1)
+        mean_h = (m0 / s0**2 + (ybar / var_j).sum(-1)) / precision
+        quad = m0**2 / s0**2 + (ybar**2 / var_j).sum(-1) - precision * mean_h**2
+        log_lik = (
+            -((n - 1) * np.log(within)).sum(-1)
+            - (ss / (2 * within**2)).sum(-1)
+            - 0.5 * np.log(var_j).sum(-1)
+            - 0.5 * np.log(precision)
+            - 0.5 * quad
+        )
+        return log_lik - rate_within * within[..., 0] - rate_between * between[..., 0], mean_h
+
+    pooled_sd = np.sqrt(ss.sum() / n.sum())
+    within_axis = _scale_grid(lambda w: log_post(w, np.full_like(w, 1.0))[0], 1e-3, 5 * pooled_sd + 10, points[0])
+    between_axis = np.linspace(0, 1, points[1])[1:] * (np.ptp(ybar) * 4 + 10)
+    within, between = np.meshgrid(within_axis, between_axis, indexing="ij")
+    logp, mean_h = log_post(within, between)
+    w = np.exp(logp - logsumexp(logp))
+    assert w[:, -1].sum() < 1e-9 and w[[0, -1], :].sum() < 1e-9, "grid does not cover the posterior"
+    site_precision = n / within[..., None] ** 2 + 1 / between[..., None] ** 2
+    mean_mu = (n * ybar / within[..., None] ** 2 + mean_h[..., None] / between[..., None] ** 2) / site_precision
+    return {
+        "hyper_mu": float((w * mean_h).sum()),
+        "within_variability": float((w * within).sum()),
+        "between_variability": float((w * between).sum()),
+        "mu": np.einsum("ij,ijk->k", w, mean_mu),
+    }

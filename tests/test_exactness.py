@@ -1,0 +1,105 @@
+"""Posterior means from the workflow's fit step lie within 4 MCSE of the exact posterior means.
+
+The exact values come from numerical integration (tests/exact.py) on the lecture's five sites.
+With 4 MCSE the chance that a correct sampler fails one comparison is about 6e-5.
+"""
+
+import numpy as np
+import pytest
+from arviz_stats import mcse
+from conftest import FIRST5, changed
+from exact import partial_pooling, single_normal
+from fit import fit
+
+from hbm import data as hdata
+from hbm import io
+
+TOLERANCE_MCSE = 4
+
+
+@pytest.fixture(scope="module")
+def first5_csv(tmp_path_factory, data_path):
+    frame = hdata.read_table(data_path, "scontrol", "Site")
+    rows, _ = hdata.subset(frame, "scontrol", "Site", FIRST5)
+    path = tmp_path_factory.mktemp("first5") / "data.csv"
+    io.write_csv(rows, path)
+    return path, rows
+
+
+def sampled(first5_csv, tmp_path, config, name):
+    path, _ = first5_csv
+    config = changed(config, "sampling", "draws", 2000)
+    tree = fit(path, tmp_path / "posterior.nc", name, "first5", config, cores=2)
+    posterior = tree["posterior"].to_dataset()
+    return posterior.mean(("chain", "draw")), mcse(posterior, method="mean")
+
+
+def assert_close(means, errors, exact, name, site=None):
+    selector = {} if site is None else {"site": site}
+    estimate = float(means[name].sel(selector))
+    error = float(errors[name].sel(selector))
+    assert abs(estimate - exact) <= TOLERANCE_MCSE * error, (
+        f"{name}{selector}: posterior mean {estimate:.4f}, exact {exact:.4f}, MCSE {error:.4f}"
+    )
+
+
+def test_complete_pooling_is_exact(first5_csv, tmp_path, default_config):
+    means, errors = sampled(first5_csv, tmp_path, default_config, "complete_pooling")
+    exact = single_normal(first5_csv[1]["scontrol"], m0=0, s0=50, rate=1)
+    for name in ("mu", "sigma"):
+        assert_close(means, errors, exact[name], name)
+
+
+def test_no_pooling_is_exact(first5_csv, tmp_path, default_config):
+    means, errors = sampled(first5_csv, tmp_path, default_config, "no_pooling")
+    rows = first5_csv[1]
+    for site in FIRST5:
+        exact = single_normal(rows.loc[rows["Site"] == site, "scontrol"], m0=0, s0=50, rate=2)
+        for name in ("mu", "sigma"):
+            assert_close(means, errors, exact[name], name, site)
+
+
+@pytest.fixture(scope="module")
+def exact_partial(first5_csv):
+    rows = first5_csv[1]
+    groups = [rows.loc[rows["Site"] == site, "scontrol"].to_numpy() for site in FIRST5]
+    return partial_pooling(groups, m0=40, s0=20, rate_within=1, rate_between=1)
+
+
+VARIANTS = {
+    "marginal, nutpie (C backend)": {"parameterization": "marginal"},
+    "noncentered, nutpie (C backend)": {"parameterization": "noncentered"},
+    "centered, nutpie (C backend)": {"parameterization": "centered", "target_accept": 0.99},
+    "marginal, nutpie (numba backend)": {"parameterization": "marginal", "backend": "numba"},
+    "marginal, PyMC NUTS": {"parameterization": "marginal", "sampler": "pymc"},
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_partial_pooling_is_exact(first5_csv, tmp_path, default_config, exact_partial, variant):
+    settings = dict(VARIANTS[variant])
+    config = changed(default_config, "models", "partial_pooling", "parameterization", settings.pop("parameterization"))
+    config["sampling"].update(settings)
+    config["convergence"]["on_failure"] = "warn"
+    means, errors = sampled(first5_csv, tmp_path, config, "partial_pooling")
+    for name in ("hyper_mu", "within_variability", "between_variability"):
+        assert_close(means, errors, exact_partial[name], name)
+    for site, exact in zip(FIRST5, exact_partial["mu"]):
+        assert_close(means, errors, exact, "mu", site)
+
+
+def test_oracle_matches_brute_force_integration():
+    """The closed-form integration agrees with a direct 2-D quadrature over (mu, sigma)."""
+    y = np.array([3.1, 4.7, 2.2, 5.0, 3.9, 4.4])
+    mu, sigma = np.meshgrid(np.linspace(-5, 13, 1801), np.linspace(1e-3, 12, 2400), indexing="ij")
+    log_post = (
+        -0.5 * (mu / 10) ** 2
+        - 2 * sigma
+        - y.size * np.log(sigma)
+        - ((y[:, None, None] - mu) ** 2).sum(0) / (2 * sigma**2)
+    )
+    w = np.exp(log_post - log_post.max())
+    w /= w.sum()
+    exact = single_normal(y, m0=0, s0=10, rate=2)
+    assert exact["mu"] == pytest.approx((w * mu).sum(), abs=1e-4)
+    assert exact["sigma"] == pytest.approx((w * sigma).sum(), abs=1e-4)

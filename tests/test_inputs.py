@@ -1,0 +1,148 @@
+"""Bad config or data: one clear message naming what is wrong, a non-zero exit, nothing in results/."""
+
+import pandas as pd
+import pytest
+from conftest import FIRST5, changed, run_snakemake
+
+from hbm.config import check_config, check_schema
+from hbm.data import InputError, check_config_against_data, read_table, sha256_normalised, subset
+
+SCHEMA = "workflow/schemas/config.schema.yaml"
+
+
+def small_csv(path, rows):
+    pd.DataFrame(rows, columns=["scontrol", "Site", "age"]).to_csv(path, index=False)
+    return str(path)
+
+
+def expect_refusal(tmp_path, config, *fragments):
+    result = run_snakemake(tmp_path / "run", config, "--cores", "1", timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for fragment in fragments:
+        assert fragment in output, f"{fragment!r} not in:\n{output[-3000:]}"
+    assert not (tmp_path / "run" / "results").exists(), "results/ was written"
+    return output
+
+
+CONFIG_CASES = {
+    "site not in data": (
+        ("selections", "first5", [*FIRST5[:4], "Atlantis"]),
+        ["selections.first5", "'Atlantis'", "known sites: Bamberg"],
+    ),
+    "empty selection": (("selections", "first5", []), ["selections.first5", "empty"]),
+    "site twice": (("selections", "first5", [*FIRST5, "Oslo"]), ["selections.first5", "'Oslo' is listed twice"]),
+    "new site inside selection": (("new_sites", ["Oslo"]), ["selections.first5", "'Oslo' is also a new site"]),
+    "one site for partial pooling": (("selections", "first5", ["Oslo"]), ["selections.first5", "at least two sites"]),
+    "non-positive prior scale": (
+        ("models", "partial_pooling", "priors", "hyper_mu", {"dist": "Normal", "mu": 40, "sigma": 0}),
+        ["models.partial_pooling.priors.hyper_mu.sigma", "0"],
+    ),
+    "unknown prior distribution": (
+        ("models", "no_pooling", "priors", "sigma", {"dist": "Gamma", "alpha": 2, "beta": 1}),
+        ["models.no_pooling.priors.sigma.dist", "Gamma"],
+    ),
+    "zero draws": (("sampling", "draws", 0), ["sampling.draws", "0 is less than the minimum of 1"]),
+    "negative tune": (("sampling", "tune", -5), ["sampling.tune", "-5"]),
+    "zero chains": (("sampling", "chains", 0), ["sampling.chains", "0"]),
+    "unknown model": (("models", "full_pooling", {"priors": {}}), ["config key 'models'", "full_pooling"]),
+    "selection name escapes results": (("selections", "../x", FIRST5), ["'../x'", "cannot be used as a folder name"]),
+    "absolute selection name": (("selections", "/abs", FIRST5), ["'/abs'", "cannot be used as a folder name"]),
+    "new site escapes results": (("new_sites", ["../Zurich"]), ["new_sites", "cannot be used as a folder name"]),
+    "outcome column missing": (("outcome", "selfcontrol"), ["config key 'outcome'", "'selfcontrol'"]),
+    "group column missing": (("group", "Place"), ["config key 'group'", "'Place'"]),
+    "missing data, no url": (
+        ("data", {"path": "nowhere/data.csv"}),
+        ["data.path", "nowhere/data.csv", "does not exist"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CONFIG_CASES)
+def test_bad_config_is_refused_before_any_job(tmp_path, test_config, case):
+    change, fragments = CONFIG_CASES[case]
+    config = changed(test_config, *change)
+    if case.startswith("new site inside"):
+        config["selections"] = {"first5": FIRST5}
+    expect_refusal(tmp_path, config, "Invalid input", *fragments)
+
+
+def test_config_that_is_not_a_mapping_is_refused(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- first5\n- all\n")
+    result = run_snakemake(tmp_path / "run", path, "--cores", "1", timeout=300)
+    assert result.returncode != 0
+    assert "Config file must be given as JSON or YAML with keys at top level" in result.stderr
+    assert not (tmp_path / "run" / "results").exists()
+
+
+def test_non_numeric_outcome_names_the_rows(tmp_path, test_config):
+    data = small_csv(tmp_path / "d.csv", [[40, "A", 1], ["high", "A", 2], [38, "B", 3], ["n/a?", "B", 4], [41, "Z", 5]])
+    config = test_config | {"data": {"path": data}, "selections": {"s": ["A", "B"]}, "new_sites": ["Z"]}
+    expect_refusal(tmp_path, config, "outcome column 'scontrol'", "row 3 ('high')", "row 5 ('n/a?')")
+
+
+def test_site_without_rows_after_dropping_missing_outcomes(tmp_path, test_config):
+    data = small_csv(tmp_path / "d.csv", [[40, "A", 1], [None, "B", 2], [38, "A", 3], [41, "Z", 5], [39, "C", 1]])
+    config = test_config | {"data": {"path": data}, "selections": {"s": ["A", "B", "C"]}, "new_sites": ["Z"]}
+    expect_refusal(
+        tmp_path, config, "selections.s", "'B' has no rows left after dropping rows with a missing 'scontrol'"
+    )
+
+
+def test_file_that_is_not_csv(tmp_path, test_config):
+    path = tmp_path / "image.csv"
+    path.write_bytes(bytes(range(256)) * 4)
+    expect_refusal(tmp_path, test_config | {"data": {"path": str(path)}}, str(path), "not a")
+
+
+def test_missing_data_that_cannot_be_downloaded(tmp_path, test_config):
+    config = test_config | {"data": {"path": "resources/data.csv", "url": "http://127.0.0.1:9/data.csv"}}
+    output = expect_refusal(tmp_path, config, "could not be downloaded from http://127.0.0.1:9/data.csv")
+    assert not (tmp_path / "run" / "resources" / "data.csv").exists()
+    assert "Traceback" not in output
+
+
+def test_unicode_site_names_pass_the_checks(tmp_path, test_config):
+    rows = [[40 + i % 5, site, i] for i, site in enumerate(["Zürich", "São Paulo", "Kraków", "東京"] * 5)]
+    data = small_csv(tmp_path / "d.csv", rows)
+    config = test_config | {
+        "data": {"path": data},
+        "selections": {"größe": ["São Paulo", "Kraków", "東京"]},
+        "new_sites": ["Zürich"],
+    }
+    result = run_snakemake(tmp_path / "run", config, "--cores", "1", "-n", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "results/größe/partial_pooling/new_site_Zürich.nc" in result.stdout
+
+
+def test_checks_accept_the_default_config(default_config, data_path):
+    check_schema(default_config, SCHEMA)
+    check_config(default_config)
+    resolved = check_config_against_data(default_config, read_table(data_path, "scontrol", "Site"), "data")
+    assert resolved["first5"] == FIRST5
+    assert "Zurich" not in resolved["all"] and len(resolved["all"]) == 14
+
+
+def test_schema_error_names_the_key(default_config):
+    with pytest.raises(InputError, match=r"config key 'sampling.target_accept'"):
+        check_schema(changed(default_config, "sampling", "target_accept", 1.5), SCHEMA)
+
+
+def test_subset_keeps_selection_order_and_counts_dropped_rows(tmp_path):
+    data = small_csv(tmp_path / "d.csv", [[40, "B", 1], [None, "A", 2], [38, "A", 3], [41, "B", 4], [39, "C", 1]])
+    frame = read_table(data, "scontrol", "Site")
+    rows, dropped = subset(frame, "scontrol", "Site", ["B", "A"])
+    assert rows["Site"].tolist() == ["B", "B", "A"]
+    assert rows["obs_id"].tolist() == [0, 3, 2]
+    assert dropped == 1
+
+
+def test_shared_data_matches_its_published_checksum(data_path):
+    assert sha256_normalised(data_path) == "5929ec6a2019254e28ba2e706e33ab7565da6a25202f50a1a983d427539b1b5c"
+
+
+def test_checksum_ignores_line_endings(tmp_path):
+    (tmp_path / "lf.csv").write_bytes(b"a,b\n1,2\n")
+    (tmp_path / "crlf.csv").write_bytes(b"a,b\r\n1,2\r\n")
+    assert sha256_normalised(tmp_path / "lf.csv") == sha256_normalised(tmp_path / "crlf.csv")

@@ -1,0 +1,160 @@
+"""The whole DAG on the small test config: every artifact exists and is valid, the report is built."""
+
+import json
+import os
+import zipfile
+
+import matplotlib.image
+import pandas as pd
+import pytest
+import xarray as xr
+from conftest import DATA, ROOT, load_config, run_snakemake
+
+MODELS = ["complete_pooling", "no_pooling", "partial_pooling"]
+SELECTIONS = {"first5": ["Southampton", "METU", "Kassel", "Tsinghua", "Oslo"], "trio": ["Bamberg", "Chile", "Portugal"]}
+POSTERIOR_VARIABLES = {
+    "complete_pooling": {"mu": ("chain", "draw"), "sigma": ("chain", "draw")},
+    "no_pooling": {"mu": ("chain", "draw", "site"), "sigma": ("chain", "draw", "site")},
+    "partial_pooling": {
+        "hyper_mu": ("chain", "draw"),
+        "within_variability": ("chain", "draw"),
+        "between_variability": ("chain", "draw"),
+        "mu": ("chain", "draw", "site"),
+    },
+}
+TABLE_COLUMNS = {
+    "summary.csv": [
+        "parameter",
+        "mean",
+        "sd",
+        "hdi_3%",
+        "hdi_97%",
+        "mcse_mean",
+        "mcse_sd",
+        "ess_bulk",
+        "ess_tail",
+        "r_hat",
+    ],
+    "ppc_intervals.csv": ["obs_id", "site", "observed", "predictive_mean", "hdi_lower", "hdi_upper", "inside"],
+    "tables/mu_comparison.csv": ["site", "model", "mean", "sd", "hdi_3%", "hdi_97%"],
+    "tables/loo_comparison.csv": ["model", "rank", "elpd", "p", "elpd_diff", "weight", "se", "dse"],
+    "tables/convergence.csv": ["model", "divergences", "failures", "passed"],
+    "tables/variance_decomposition.csv": ["quantity", "mean", "sd", "hdi_3%", "hdi_97%"],
+    "tables/shrinkage.csv": ["site", "n", "observed_mean", "weight_mean", "weight_hdi_3%", "weight_hdi_97%"],
+    "tables/new_site_coverage.csv": [
+        "site",
+        "n",
+        "observed_mean",
+        "predictive_mean",
+        "hdi_lower",
+        "hdi_upper",
+        "coverage",
+    ],
+}
+FIGURES = [
+    "figures/histogram.png",
+    "figures/sites.png",
+    "figures/forest.png",
+    "figures/shrinkage.png",
+    "figures/icc.png",
+    "figures/new_site_Zurich.png",
+]
+MODEL_FIGURES = ["graph.png", "trace.png", "ppc.png"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    config = load_config("tests/config/test.yaml")
+    workdir = tmp_path_factory.mktemp("workflow")
+    run_snakemake(workdir, config, "--cores", "2", check=True)
+    run_snakemake(workdir, config, "--report", "results/report.zip", check=True)
+    return workdir
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+@pytest.mark.parametrize("model", MODELS)
+def test_posterior_netcdf(workdir, selection, model):
+    tree = xr.open_datatree(workdir / "results" / selection / model / "posterior.nc")
+    assert {"posterior", "sample_stats", "observed_data", "constant_data", "log_likelihood"} <= set(tree.children)
+    posterior = tree["posterior"]
+    for name, dims in POSTERIOR_VARIABLES[model].items():
+        assert posterior[name].dims == dims, name
+    assert list(posterior["site"].values) == SELECTIONS[selection]
+    assert posterior.sizes["chain"] == 2 and posterior.sizes["draw"] == 200
+    assert tree["observed_data"]["y_est"].dims == ("obs_id",)
+    assert tree["log_likelihood"]["y_est"].dims == ("chain", "draw", "obs_id")
+    assert int(tree["sample_stats"]["diverging"].sum()) == int(tree.attrs["divergences"])
+    attrs = tree.attrs
+    assert attrs["sampler"] == "nutpie" and int(attrs["seed"]) == 2024 and attrs["model"] == model
+    assert json.loads(attrs["versions"])["pymc"].startswith("6.")
+    assert json.loads(attrs["config"])["sampling"]["draws"] == 200
+    tree.close()
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+@pytest.mark.parametrize("model", MODELS)
+def test_posterior_predictive_netcdf(workdir, selection, model):
+    with xr.open_datatree(workdir / "results" / selection / model / "posterior_predictive.nc") as tree:
+        predictive = tree["posterior_predictive"]["y_est"]
+        assert predictive.dims == ("chain", "draw", "obs_id")
+        assert predictive.sizes["obs_id"] == tree["observed_data"].sizes["obs_id"]
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+def test_new_site_prediction(workdir, selection):
+    with xr.open_datatree(workdir / "results" / selection / "partial_pooling" / "new_site_Zurich.nc") as tree:
+        assert tree["predictions"]["y_est"].dims == ("chain", "draw", "obs_id")
+        assert tree["predictions"].sizes["obs_id"] == 40  # Zurich's rows
+        assert tree["predictions"]["new_mu"].dims == ("chain", "draw")
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+def test_tables_have_documented_columns(workdir, selection):
+    base = workdir / "results" / selection
+    for name, columns in TABLE_COLUMNS.items():
+        paths = [base / m / name for m in MODELS] if "/" not in name else [base / name]
+        for path in paths:
+            table = pd.read_csv(path)
+            assert set(columns) <= set(table.columns), (path, table.columns)
+            assert len(table) > 0, path
+    variance = pd.read_csv(base / "tables" / "variance_decomposition.csv").set_index("quantity")
+    assert 0 <= variance.loc["icc", "mean"] <= 1
+    assert variance.loc["icc", "sd"] > 0, "ICC must be summarised as a distribution"
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+def test_figures_decode(workdir, selection):
+    base = workdir / "results" / selection
+    paths = [base / f for f in FIGURES] + [base / m / f for m in MODELS for f in MODEL_FIGURES]
+    for path in [workdir / "results" / "all_sites_boxplot.png", *paths]:
+        image = matplotlib.image.imread(path)
+        assert image.shape[0] > 100 and image.shape[1] > 100, path
+
+
+def test_report_contains_every_figure_and_table(workdir):
+    """Every figure and table, byte for byte, is inside the report archive."""
+    with zipfile.ZipFile(workdir / "results" / "report.zip") as report:
+        inside = {report.read(name) for name in report.namelist() if name.endswith((".png", ".csv"))}
+    expected = [workdir / "results" / "all_sites_boxplot.png"]
+    for selection in SELECTIONS:
+        base = workdir / "results" / selection
+        expected += [base / f for f in FIGURES] + [base / m / f for m in MODELS for f in MODEL_FIGURES]
+        expected += [base / t for t in TABLE_COLUMNS if "/" in t] + [
+            base / m / t for m in MODELS for t in TABLE_COLUMNS if "/" not in t
+        ]
+    missing = [str(path.relative_to(workdir)) for path in expected if path.read_bytes() not in inside]
+    assert not missing, missing
+
+
+def test_artifacts_hold_no_absolute_path_of_this_machine(workdir):
+    private = [str(workdir), str(ROOT), str(DATA.parent), os.path.expanduser("~")]
+    for path in (workdir / "results").rglob("*"):
+        if path.suffix in {".nc", ".csv", ".png"}:
+            content = path.read_bytes()
+            for prefix in private:
+                assert prefix.encode() not in content, (path, prefix)
+
+
+def test_lint_passes(test_config, tmp_path):
+    result = run_snakemake(tmp_path, test_config, "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr

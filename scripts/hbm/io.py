@@ -75,18 +75,10 @@ def atomic_path(path: str | Path):
 
 
 def write_tree(tree: xr.DataTree, path: str | Path) -> None:
-    """Write a DataTree to NetCDF atomically; numeric variables are compressed."""
-    encoding = {
-        node.path: {
-            name: {"zlib": True, "complevel": 1}
-            for name, var in node.dataset.data_vars.items()
-            if var.dtype.kind in "fiub"
-        }
-        for node in tree.subtree
-        if node.has_data
-    }
+    """Write a DataTree to NetCDF atomically: the file appears complete or not at all.
+    Uncompressed: posterior draws are nearly incompressible and compression costs seconds per file."""
     with atomic_path(path) as tmp:
-        tree.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+        tree.to_netcdf(tmp, engine="netcdf4")
 
 
 def read_tree(path: str | Path) -> xr.DataTree:

@@ -24,10 +24,14 @@ SUMMARY_COLUMNS = [
 SAMPLE = ("chain", "draw")
 
 
+def reported_parameters(posterior) -> list[str]:
+    """The model's parameters in the lecture's names (the non-centered offsets are left out)."""
+    return [name for name in posterior.data_vars if name != "mu_offset"]
+
+
 def posterior_summary(posterior: xr.Dataset) -> pd.DataFrame:
     """The lecture's table: mean, sd, 94% HDI, MCSE, bulk and tail ESS, r-hat for every parameter."""
-    names = [name for name in posterior.data_vars if name != "mu_offset"]
-    table = summary(posterior[names], ci_kind="hdi", ci_prob=0.94, round_to="none")
+    table = summary(posterior[reported_parameters(posterior)], ci_kind="hdi", ci_prob=0.94, round_to="none")
     table = table.rename(columns={"hdi94_lb": "hdi_3%", "hdi94_ub": "hdi_97%"})
     return table.rename_axis("parameter").reset_index()[SUMMARY_COLUMNS]
 

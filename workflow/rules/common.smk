@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
@@ -10,6 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from hbm.config import check_config, check_schema
 from hbm.data import check_config_against_data, read_table
 from hbm.errors import InputError
+from hbm.locks import release_stale_locks
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 ENV = "../../envs/hbm.yaml"
@@ -35,6 +37,8 @@ def check_inputs():
 
 
 check_inputs()
+if release_stale_locks():
+    logger.warning("Removed the lock left by an interrupted run in this directory.")
 
 SELECTIONS = list(config["selections"])
 MODELS = list(config["models"])

@@ -38,8 +38,9 @@ rule plot_models:
     input:
         data="results/{selection}/data.csv",
         posteriors=per_model("results/{selection}/{model}/posterior.nc"),
-        predictives=per_model("results/{selection}/{model}/posterior_predictive.nc"),
         new_sites=per_new_site("results/{selection}/partial_pooling/new_site_{site}.nc"),
+        ppc_tables=per_model("results/{selection}/{model}/ppc_intervals.csv"),
+        tables=lambda wildcards: expand("results/{selection}/tables/{name}", selection=wildcards.selection, name=selection_tables()),
     output:
         **{f"graph_{m}": path for m, path in model_outputs("graph.png", "graph", "figure").items()},
         **{f"trace_{m}": path for m, path in model_outputs("trace.png", "trace", "figure").items()},

@@ -1,0 +1,291 @@
+"""Benchmark: the lecture's partial-pooling fit against PyMC's default, bambi and this workflow's fit,
+the whole default workflow end to end, and partial pooling on simulated data at scale.
+
+    .venv/bin/python scripts/benchmark.py [--quick] [--skip-bambi] [--skip-workflow] [--skip-scale]
+
+Every case runs in a child process of this one (so imports and compile caches are per case, as in
+the workflow's jobs); the table reports wall seconds of compile + sampling, the smallest bulk ESS,
+ESS per second, divergences, the ratio of ESS per second to the lecture's, and each child's peak
+memory.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "Data_Sum_HPP_Multi_Site_Share.csv"
+FIRST5 = ["Southampton", "METU", "Kassel", "Tsinghua", "Oslo"]
+LECTURE_PRIORS = {
+    "hyper_mu": {"dist": "Normal", "mu": 40, "sigma": 20},
+    "within_variability": {"dist": "Exponential", "lam": 1},
+    "between_variability": {"dist": "Exponential", "lam": 1},
+}
+
+
+def first5_data(path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from hbm import data as hdata
+
+    frame = hdata.read_table(path, "scontrol", "Site")
+    rows, _ = hdata.subset(frame, "scontrol", "Site", FIRST5)
+    return hdata.Grouped.from_frame(rows, "scontrol", "Site", FIRST5), rows
+
+
+def result(tree, seconds, parameters):
+    from arviz_stats import ess
+
+    posterior = tree["posterior"].to_dataset()[parameters]
+    smallest = float(min(ess(posterior, method="bulk")[name].min() for name in parameters))
+    divergences = int(tree["sample_stats"]["diverging"].sum())
+    return {"seconds": seconds, "min_ess_bulk": smallest, "divergences": divergences}
+
+
+def case_lecture(args):
+    """The lecture's code as written: centered, per-row likelihood, PyMC's NUTS, 5,000 draws."""
+    import pymc as pm
+
+    from hbm import models
+
+    data, _ = first5_data(args.data)
+    model = models.build("partial_pooling", data, LECTURE_PRIORS, "centered", likelihood="rows")
+    start = time.perf_counter()
+    tree = pm.sample(
+        draws=5000,
+        tune=1000,
+        chains=4,
+        cores=2,
+        random_seed=84735,
+        model=model,
+        nuts_sampler="pymc",
+        progressbar=False,
+        compute_convergence_checks=False,
+    )
+    return result(tree, time.perf_counter() - start, ["hyper_mu", "within_variability", "between_variability", "mu"])
+
+
+def case_pymc_default(args):
+    """PyMC 6's default sampler and settings on the plain non-centered per-row model, 5,000 draws."""
+    import pymc as pm
+
+    from hbm import models
+
+    data, _ = first5_data(args.data)
+    model = models.build("partial_pooling", data, LECTURE_PRIORS, "noncentered", likelihood="rows")
+    start = time.perf_counter()
+    tree = pm.sample(draws=5000, random_seed=84735, model=model, progressbar=False, compute_convergence_checks=False)
+    return result(tree, time.perf_counter() - start, ["hyper_mu", "within_variability", "between_variability", "mu"])
+
+
+def case_bambi(args):
+    """bambi's scontrol ~ 1 + (1|Site) with its default priors and sampler, 5,000 draws."""
+    import bambi as bmb
+
+    _, rows = first5_data(args.data)
+    model = bmb.Model("scontrol ~ 1 + (1|Site)", rows)
+    start = time.perf_counter()
+    tree = model.fit(draws=5000, random_seed=84735, progressbar=False)
+    names = [n for n in tree["posterior"].data_vars if n != "mu"]
+    return result(tree, time.perf_counter() - start, names)
+
+
+def case_workflow(args):
+    """This workflow's fit step (config/config.yaml's settings, optionally more draws)."""
+    import yaml
+    from fit import fit
+
+    from hbm import data as hdata
+    from hbm import io
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["data"]["path"] = str(args.data)
+    config["cache_dir"] = str(ROOT / ".cache")
+    config["sampling"]["draws"] = args.draws
+    with tempfile.TemporaryDirectory() as tmp:
+        frame = hdata.read_table(args.data, "scontrol", "Site")
+        rows, _ = hdata.subset(frame, "scontrol", "Site", FIRST5)
+        io.write_csv(rows, Path(tmp) / "data.csv")
+        start = time.perf_counter()
+        tree = fit(
+            Path(tmp) / "data.csv", Path(tmp) / "posterior.nc", "partial_pooling", "first5", config, cores=args.cores
+        )
+        seconds = time.perf_counter() - start
+    return result(tree, seconds, ["hyper_mu", "within_variability", "between_variability", "mu"]) | {
+        "draws": args.draws
+    }
+
+
+def case_scale(args):
+    """Partial pooling on simulated data with known parameters: fit + posterior predictive steps."""
+    import numpy as np
+    import pandas as pd
+    import yaml
+    from fit import fit
+    from posterior_predictive import posterior_predictive
+
+    truth = {"hyper_mu": 40.0, "between_variability": 2.0, "within_variability": 8.0}
+    rng = np.random.default_rng(args.rows)
+    groups = args.groups
+    site = np.sort(rng.integers(0, groups, args.rows))
+    site_mu = truth["hyper_mu"] + truth["between_variability"] * rng.standard_normal(groups)
+    y = site_mu[site] + truth["within_variability"] * rng.standard_normal(args.rows)
+    labels = np.array([f"g{j:05d}" for j in range(groups)])
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["cache_dir"] = str(ROOT / ".cache")
+    config["convergence"]["on_failure"] = "warn"
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data.csv"
+        pd.DataFrame({"obs_id": np.arange(args.rows), "Site": labels[site], "scontrol": y}).to_csv(data, index=False)
+        start = time.perf_counter()
+        tree = fit(data, Path(tmp) / "posterior.nc", "partial_pooling", "sim", config, cores=args.cores)
+        seconds = time.perf_counter() - start
+        ppc_start = time.perf_counter()
+        posterior_predictive(data, Path(tmp) / "posterior.nc", Path(tmp) / "ppc.nc", "partial_pooling", "sim", config)
+        ppc_seconds = time.perf_counter() - ppc_start
+        sizes = {name: (Path(tmp) / name).stat().st_size for name in ("posterior.nc", "ppc.nc")}
+    posterior = tree["posterior"].to_dataset()
+    from arviz_stats import hdi
+
+    covered = {}
+    for name, value in truth.items():
+        bounds = hdi(posterior[name], prob=0.94).values
+        covered[name] = bool(bounds[0] <= value <= bounds[1])
+    mu_bounds = hdi(posterior["mu"], prob=0.94, dim=["chain", "draw"])
+    site_coverage = float(
+        (
+            (mu_bounds.sel(ci_bound="lower").values <= site_mu) & (site_mu <= mu_bounds.sel(ci_bound="upper").values)
+        ).mean()
+    )
+    out = result(tree, seconds, ["hyper_mu", "within_variability", "between_variability"])
+    return out | {
+        "rows": args.rows,
+        "groups": groups,
+        "truth_in_94": covered,
+        "site_mu_coverage_94": site_coverage,
+        "pointwise": tree.attrs["pointwise_level"],
+        "ppc_seconds": ppc_seconds,
+        "file_mb": {k: v / 1e6 for k, v in sizes.items()},
+    }
+
+
+CASES = {
+    "lecture": case_lecture,
+    "pymc_default": case_pymc_default,
+    "bambi": case_bambi,
+    "workflow": case_workflow,
+    "scale": case_scale,
+}
+
+
+def run_child(case, *extra):
+    """Run one case in a child process; return its result, wall time and peak memory (MB)."""
+    command = [sys.executable, __file__, "--child", case, "--data", str(ARGS.data), "--cores", str(ARGS.cores), *extra]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        return {"error": f"exit {os.waitstatus_to_exitcode(status)}", "process_seconds": wall}
+    return json.loads(output.strip().splitlines()[-1]) | {"process_seconds": wall, "peak_mb": usage.ru_maxrss / 1024}
+
+
+def end_to_end(cores: int) -> dict:
+    """The default workflow (both selections, three models, PPC, new site, figures, report), cold and warm."""
+    snakemake = Path(sys.executable).with_name("snakemake")
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.yaml"
+        text = (
+            (ROOT / "config" / "config.yaml")
+            .read_text()
+            .replace("resources/Data_Sum_HPP_Multi_Site_Share.csv", str(ARGS.data))
+        )
+        config.write_text(text + f"\ncache_dir: {tmp}/cache\n")
+        for label in ("cold", "warm"):
+            shutil.rmtree(Path(tmp) / "results", ignore_errors=True)
+            shutil.rmtree(Path(tmp) / ".snakemake", ignore_errors=True)
+            base = [
+                str(snakemake),
+                "--snakefile",
+                str(ROOT / "Snakefile"),
+                "--directory",
+                tmp,
+                "--configfile",
+                str(config),
+                "--replace-workflow-config",
+            ]
+            start = time.perf_counter()
+            subprocess.run(base + ["--cores", str(cores), "--quiet", "all"], check=True, capture_output=True)
+            subprocess.run(
+                base + ["--report", "results/report.html", "--quiet", "all"], check=True, capture_output=True
+            )
+            times[label] = time.perf_counter() - start
+    return times
+
+
+def main():
+    global ARGS
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--child")
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--groups", type=int, default=2000)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="skip the 1,000,000-row case")
+    parser.add_argument("--skip-bambi", action="store_true")
+    parser.add_argument("--skip-workflow", action="store_true", help="skip the end-to-end workflow timing")
+    parser.add_argument("--skip-scale", action="store_true")
+    ARGS = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "scripts"))
+    if ARGS.child:
+        print(json.dumps(CASES[ARGS.child](ARGS)))
+        return
+    rows = []
+    lecture = run_child("lecture")
+    rows.append(("lecture's code (centered, PyMC NUTS, 5,000 draws)", lecture))
+    rows.append(("PyMC 6 default, non-centered (5,000 draws)", run_child("pymc_default")))
+    if not ARGS.skip_bambi:
+        rows.append(("bambi scontrol ~ 1 + (1|Site) (5,000 draws)", run_child("bambi")))
+    for draws in (1000, 5000):
+        rows.append(
+            (f"this workflow's fit (marginal, nutpie; {draws:,} draws)", run_child("workflow", "--draws", str(draws)))
+        )
+    print_table(rows, lecture)
+    if not ARGS.skip_workflow:
+        times = end_to_end(ARGS.cores)
+        print(
+            f"\ndefault workflow end to end (2 selections x 3 models, PPC, new site, figures, report), --cores {ARGS.cores}:"
+        )
+        print(f"  cold caches {times['cold']:.1f} s, warm caches {times['warm']:.1f} s")
+    if not ARGS.skip_scale:
+        print("\npartial pooling at scale (simulated, 2,000 groups; fit step, then posterior predictive step):")
+        for count in (10_000, 100_000) + (() if ARGS.quick else (1_000_000,)):
+            out = run_child("scale", "--rows", str(count), "--groups", str(ARGS.groups))
+            print(json.dumps(out))
+
+
+def print_table(rows, lecture):
+    header = f"{'case':58} {'wall s':>7} {'min ESS':>8} {'ESS/s':>8} {'div':>5} {'x lecture':>9} {'peak MB':>8}"
+    print(header)
+    print("-" * len(header))
+    base = lecture["min_ess_bulk"] / lecture["seconds"] if "seconds" in lecture else float("nan")
+    for name, out in rows:
+        if "error" in out:
+            print(f"{name:58} failed: {out['error']}")
+            continue
+        rate = out["min_ess_bulk"] / out["seconds"]
+        print(
+            f"{name:58} {out['seconds']:7.1f} {out['min_ess_bulk']:8.0f} {rate:8.0f} {out['divergences']:5d} {rate / base:9.1f} {out['peak_mb']:8.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Interruptions and reruns: a killed run completes when run again, the same config and seed give
+bitwise-identical draws, and a plotting option reruns only the plotting steps."""
+
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import ROOT, SNAKEMAKE, changed, load_config, run_snakemake, write_config
+
+FIT_TARGET = "results/first5/partial_pooling/posterior.nc"
+
+
+@pytest.fixture(scope="module")
+def config():
+    config = load_config("tests/config/test.yaml")
+    config["selections"] = {"first5": config["selections"]["first5"]}
+    return config
+
+
+def draws(path):
+    with xr.open_datatree(path) as tree:
+        return {name: var.values.copy() for name, var in tree["posterior"].data_vars.items()}
+
+
+def assert_identical(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert np.array_equal(a[name], b[name]), f"{name} differs"
+
+
+def test_same_seed_gives_identical_draws_across_reruns_and_core_counts(tmp_path, config):
+    targets = [f"results/first5/{m}/posterior.nc" for m in config["models"]]
+    run_snakemake(tmp_path / "one", config, "--cores", "1", *targets, check=True)
+    run_snakemake(tmp_path / "two", config, "--cores", "2", *targets, check=True)
+    for target in targets:
+        assert_identical(draws(tmp_path / "one" / target), draws(tmp_path / "two" / target))
+    first = draws(tmp_path / "two" / FIT_TARGET)
+    run_snakemake(tmp_path / "two", config, "--cores", "2", "--forcerun", "fit", *targets, check=True)
+    assert_identical(first, draws(tmp_path / "two" / FIT_TARGET))
+
+
+def test_another_seed_gives_other_draws(tmp_path, config):
+    run_snakemake(tmp_path / "a", config, "--cores", "2", FIT_TARGET, check=True)
+    run_snakemake(tmp_path / "b", changed(config, "sampling", "seed", 7), "--cores", "2", FIT_TARGET, check=True)
+    assert not np.array_equal(
+        draws(tmp_path / "a" / FIT_TARGET)["hyper_mu"], draws(tmp_path / "b" / FIT_TARGET)["hyper_mu"]
+    )
+
+
+def test_changing_a_plot_option_reruns_only_plotting_steps(tmp_path, config):
+    run_snakemake(tmp_path, config, "--cores", "2", check=True)
+    result = run_snakemake(
+        tmp_path, changed(config, "plots", {"dpi": 80}), "--cores", "2", "--dry-run", "--quiet", "rules"
+    )
+    assert result.returncode == 0, result.stderr
+    planned = {
+        line.split()[0]
+        for line in result.stdout.splitlines()
+        if line and line.split()[0].islower() and line.split()[-1].isdigit()
+    }
+    assert planned - {"all", "total"} == {"plot_all_sites", "plot_selection", "plot_models"}, result.stdout
+
+
+def test_killed_run_completes_when_run_again(tmp_path, config):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    configfile = write_config(workdir / "config.yaml", config)
+    command = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir)]
+    command += ["--configfile", str(configfile), "--replace-workflow-config", "--cores", "2"]
+    process = subprocess.Popen(
+        command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    log = workdir / "logs" / "fit" / "first5" / "partial_pooling.log"
+    deadline = time.monotonic() + 300
+    while not (log.exists() and "fitting" in log.read_text()):
+        assert process.poll() is None and time.monotonic() < deadline, "the fit never started"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (workdir / FIT_TARGET).exists(), "a fit killed mid-way left its output"
+    leftovers = [p for p in (workdir / "results").rglob("*.nc") if p.name.startswith(".")]
+    for path in (workdir / "results").rglob("*.nc"):
+        if path not in leftovers:
+            xr.open_datatree(path).close()  # every finished-looking NetCDF opens
+
+    run_snakemake(workdir, configfile, "--cores", "2", check=True)
+    with xr.open_datatree(workdir / FIT_TARGET) as tree:
+        assert tree["posterior"].sizes["draw"] == config["sampling"]["draws"]
+    assert not list((workdir / "results").rglob(".*.partial")), "temporary files were left behind"

@@ -17,6 +17,12 @@ include: "workflow/rules/plots.smk"
 report: "workflow/report/workflow.rst"
 
 
+# Cheap steps run where Snakemake runs, not as cluster jobs.
+localrules:
+    all,
+    subset,
+
+
 rule all:
     input:
         all_outputs(),

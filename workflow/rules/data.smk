@@ -1,6 +1,9 @@
 # Only when the data file is missing: an existing file is never re-created or overwritten.
 if not Path(data_file()).exists():
 
+    localrules:
+        download_data,
+
     rule download_data:
         output:
             data_file(),

@@ -10,6 +10,8 @@ rule plot_all_sites:
         ),
     log:
         "logs/plot_all_sites.log",
+    benchmark:
+        "benchmarks/plot_all_sites.tsv"
     params:
         plots=config["plots"],
     conda:
@@ -26,6 +28,8 @@ rule plot_selection:
         sites=reported("results/{selection}/figures/sites.png", "sites", "data", figure="by site"),
     log:
         "logs/plot_selection/{selection}.log",
+    benchmark:
+        "benchmarks/plot_selection/{selection}.tsv"
     params:
         plots=config["plots"],
     conda:

@@ -1,4 +1,5 @@
-"""Fit one model to one selection: posterior, sampler statistics, data and pointwise log-likelihood."""
+"""Fit one model to one selection: posterior, sampler statistics, data and pointwise log-likelihood;
+then the posterior predictive draws of every row, computed from the draws in the same job."""
 
 import os
 import time
@@ -12,7 +13,9 @@ from hbm import io, models, pointwise, sampling  # noqa: E402
 from hbm.errors import ConvergenceError  # noqa: E402
 
 
-def fit(data_path, out_path, name: str, selection: str, config: dict, cores: int, log_path=None) -> xr.DataTree:
+def fit(
+    data_path, out_path, name: str, selection: str, config: dict, cores: int, log_path=None, predictive_path=None
+) -> xr.DataTree:
     log = io.setup_logging(log_path)
     data = io.read_grouped(data_path, config["outcome"], config["group"])
     spec = config["models"][name]
@@ -75,7 +78,23 @@ def fit(data_path, out_path, name: str, selection: str, config: dict, cores: int
             raise ConvergenceError(message)
         log.warning(message)
     io.write_tree(result, out_path)
+    if predictive_path:
+        io.write_tree(_posterior_predictive(posterior, name, selection, data, config, attrs), predictive_path)
     return result
+
+
+def _posterior_predictive(posterior, name, selection, data, config, attrs) -> xr.DataTree:
+    rng = io.rng_for(int(attrs["seed"]), selection, name, "posterior_predictive")
+    predictive = pointwise.posterior_predictive(posterior, name, data, rng, config["storage"]["max_values"])
+    attrs = attrs | {"thinning": str(predictive.attrs["thinning"])}
+    tree = xr.DataTree.from_dict(
+        {
+            "posterior_predictive": predictive.assign_attrs(attrs),
+            "observed_data": xr.Dataset({"y_est": ("obs_id", data.y)}, coords={"obs_id": data.obs_id}),
+        }
+    )
+    tree.attrs.update(attrs)
+    return tree
 
 
 def _gate(posterior: xr.Dataset, divergences: int, gate: dict) -> list[str]:
@@ -96,4 +115,5 @@ if __name__ == "__main__" and "snakemake" in globals():
         sm.config,
         sm.threads,
         sm.log[0],
+        sm.output.predictive,
     )

@@ -22,7 +22,6 @@ def make_tables(data_path, posteriors: dict, predictives: dict, new_sites: dict,
         predictive = io.read_tree(predictives[name])["posterior_predictive"]["y_est"]
         written[f"{name}/ppc_intervals.csv"] = t.ppc_intervals(predictive, data)
     written["tables/mu_comparison.csv"] = t.mu_comparison(draws, data.sites)
-    written["tables/loo_comparison.csv"] = t.loo_comparison(trees)
     written["tables/convergence.csv"] = pd.DataFrame(
         [
             {

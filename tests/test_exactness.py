@@ -5,6 +5,7 @@ With 4 MCSE the chance that a correct sampler fails one comparison is about 6e-5
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 from arviz_stats import mcse
 from conftest import FIRST5, changed
@@ -103,3 +104,29 @@ def test_oracle_matches_brute_force_integration():
     exact = single_normal(y, m0=0, s0=10, rate=2)
     assert exact["mu"] == pytest.approx((w * mu).sum(), abs=1e-4)
     assert exact["sigma"] == pytest.approx((w * sigma).sum(), abs=1e-4)
+
+
+@pytest.mark.parametrize("selection", ["first5", "all"])
+def test_default_selections_sample_without_divergences(tmp_path, default_config, data_path, selection):
+    """The default config's partial pooling on each default selection: zero divergences, gate passed."""
+    frame = hdata.read_table(data_path, "scontrol", "Site")
+    sites = hdata.check_config_against_data(default_config, frame, "data")[selection]
+    rows, _ = hdata.subset(frame, "scontrol", "Site", sites)
+    io.write_csv(rows, tmp_path / "data.csv")
+    tree = fit(tmp_path / "data.csv", tmp_path / "posterior.nc", "partial_pooling", selection, default_config, cores=2)
+    assert int(tree["sample_stats"]["diverging"].sum()) == 0
+    assert tree.attrs["convergence_failures"] == "[]"
+
+
+def test_no_divergences_when_sites_do_not_differ(tmp_path, default_config):
+    """Simulated sites with σ_μ = 0, one of them with 4 rows: the funnel the centered form falls into."""
+    rng = np.random.default_rng(5)
+    sizes = {"a": 4, "b": 30, "c": 60, "d": 120, "e": 200}
+    site = np.repeat(list(sizes), list(sizes.values()))
+    rows = pd.DataFrame(
+        {"obs_id": np.arange(site.size), "Site": site, "scontrol": 40 + 7 * rng.standard_normal(site.size)}
+    )
+    io.write_csv(rows, tmp_path / "data.csv")
+    tree = fit(tmp_path / "data.csv", tmp_path / "posterior.nc", "partial_pooling", "flat", default_config, cores=2)
+    assert int(tree["sample_stats"]["diverging"].sum()) == 0
+    assert tree.attrs["convergence_failures"] == "[]"

@@ -1,7 +1,9 @@
 """Bad config or data: one clear message naming what is wrong, a non-zero exit, nothing in results/."""
 
+import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from conftest import FIRST5, changed, run_snakemake
 
 from hbm.config import check_config, check_schema
@@ -103,17 +105,19 @@ def test_missing_data_that_cannot_be_downloaded(tmp_path, test_config):
     assert "Traceback" not in output
 
 
-def test_unicode_site_names_pass_the_checks(tmp_path, test_config):
-    rows = [[40 + i % 5, site, i] for i, site in enumerate(["Zürich", "São Paulo", "Kraków", "東京"] * 5)]
+def test_unicode_site_names_work(tmp_path, test_config):
+    rng = np.random.default_rng(0)
+    sites = ["Zürich", "São Paulo", "Kraków", "東京"]
+    rows = [[round(40 + 6 * rng.standard_normal()), site, i] for i, site in enumerate(sites * 12)]
     data = small_csv(tmp_path / "d.csv", rows)
-    config = test_config | {
-        "data": {"path": data},
-        "selections": {"größe": ["São Paulo", "Kraków", "東京"]},
-        "new_sites": ["Zürich"],
-    }
-    result = run_snakemake(tmp_path / "run", config, "--cores", "1", "-n", timeout=300)
+    config = test_config | {"data": {"path": data}, "selections": {"größe": sites[1:]}, "new_sites": ["Zürich"]}
+    targets = ["results/größe/partial_pooling/new_site_Zürich.nc", "results/größe/tables/shrinkage.csv"]
+    result = run_snakemake(tmp_path / "run", config, "--cores", "2", *targets, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "results/größe/partial_pooling/new_site_Zürich.nc" in result.stdout
+    shrinkage = pd.read_csv(tmp_path / "run" / targets[1])
+    assert shrinkage["site"].tolist() == sites[1:]
+    with xr.open_datatree(tmp_path / "run" / targets[0]) as tree:
+        assert tree.attrs["new_site"] == "Zürich"
 
 
 def test_checks_accept_the_default_config(default_config, data_path):

@@ -29,7 +29,6 @@ CLUSTER_ARGS = [
     "--workflow-profile", str(ROOT / "profiles" / "slurm"),
     "--slurm-status-command", "squeue",  # the local cluster keeps no accounting database for sacct
     "--slurm-init-seconds-before-status-checks", "1",
-    "--set-threads", "fit=2",  # the node has 2 CPUs
 ]  # fmt: skip
 
 
@@ -51,7 +50,16 @@ def test_every_cluster_job_went_through_slurm(cluster_run):
     for _, slurm_id, log in submitted:
         assert log.endswith(f"/{slurm_id}.log") and os.path.exists(log), log
     assert sorted(set(cluster_jobs)) == sorted(
-        {"fit", "posterior_predictive", "predict_new_site", "tables", "plot_models", "plot_selection", "plot_all_sites"}
+        {
+            "fit",
+            "predict_new_site",
+            "tables",
+            "loo_comparison",
+            "plot_fits",
+            "plot_checks",
+            "plot_selection",
+            "plot_all_sites",
+        }
     )
 
 

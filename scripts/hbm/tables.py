@@ -8,6 +8,7 @@ import xarray as xr
 from arviz_stats import compare, hdi, summary
 
 from hbm.data import Grouped
+from hbm.variance import variance_draws
 
 SUMMARY_COLUMNS = [
     "parameter",
@@ -73,20 +74,6 @@ def mu_comparison(posteriors: dict[str, xr.Dataset], sites: list[str]) -> pd.Dat
         if "hyper_mu" in posterior:
             rows.append({"site": "(population)", "model": name, **_describe(posterior["hyper_mu"])})
     return pd.DataFrame(rows)
-
-
-def variance_draws(posterior: xr.Dataset) -> dict[str, xr.DataArray]:
-    """Per-draw between- and within-site variances, their shares, and the ICC."""
-    between = posterior["between_variability"] ** 2
-    within = posterior["within_variability"] ** 2
-    icc = between / (between + within)
-    return {
-        "between_variance": between,
-        "within_variance": within,
-        "between_share": icc,
-        "within_share": 1 - icc,
-        "icc": icc,
-    }
 
 
 def variance_decomposition(posterior: xr.Dataset) -> pd.DataFrame:

@@ -141,3 +141,26 @@ def caption_for(path):
 def analysis_settings(*keys):
     """The config values a rule's results depend on, as params: a change to them reruns the rule."""
     return {key: config.get(key) for key in keys}
+
+
+def check_figure_inputs(wildcards):
+    """The tables and predictions the check figures are drawn from."""
+    base = f"results/{wildcards.selection}"
+    inputs = {
+        "data": f"{base}/data.csv",
+        "ppc_tables": [f"{base}/{model}/ppc_intervals.csv" for model in MODELS],
+        "new_sites": [f"{base}/partial_pooling/new_site_{site}.nc" for site in NEW_SITES],
+    }
+    if "partial_pooling" in MODELS:
+        inputs["partial_posterior"] = f"{base}/partial_pooling/posterior.nc"
+        inputs["tables"] = [f"{base}/tables/{name}" for name in ("variance_decomposition.csv", "new_site_coverage.csv")]
+    return inputs
+
+
+def fit_threads(wildcards):
+    """Chains run in parallel threads where that helps: with the C backend every gradient holds
+    Python's GIL, so one thread is as fast; numba and PyMC's own sampler use one per chain."""
+    settings = {**config["sampling"], **config["models"][wildcards.model].get("sampling", {})}
+    if settings["sampler"] == "nutpie" and settings.get("backend", "c") == "c":
+        return 1
+    return min(settings["chains"], 4)

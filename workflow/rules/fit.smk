@@ -3,6 +3,7 @@ rule fit:
         data="results/{selection}/data.csv",
     output:
         posterior="results/{selection}/{model}/posterior.nc",
+        predictive="results/{selection}/{model}/posterior_predictive.nc",
     log:
         "logs/fit/{selection}/{model}.log",
     benchmark:
@@ -11,29 +12,11 @@ rule fit:
         compiledir=lambda wildcards: compile_cache(wildcards),
         settings=lambda wildcards: analysis_settings("outcome", "group", "sampling", "convergence", "storage")
         | {"model": config["models"][wildcards.model]},
-    threads: min(config["sampling"]["chains"], 4)
+    threads: fit_threads
     conda:
         ENV
     script:
         "../../scripts/fit.py"
-
-
-rule posterior_predictive:
-    input:
-        data="results/{selection}/data.csv",
-        posterior="results/{selection}/{model}/posterior.nc",
-    output:
-        "results/{selection}/{model}/posterior_predictive.nc",
-    params:
-        settings=analysis_settings("storage"),
-    log:
-        "logs/posterior_predictive/{selection}/{model}.log",
-    benchmark:
-        "benchmarks/posterior_predictive/{selection}/{model}.tsv"
-    conda:
-        ENV
-    script:
-        "../../scripts/posterior_predictive.py"
 
 
 rule predict_new_site:

@@ -38,25 +38,41 @@ rule plot_selection:
         "../../scripts/plot_selection.py"
 
 
-rule plot_models:
+rule plot_fits:
     input:
         data="results/{selection}/data.csv",
         posteriors=per_model("results/{selection}/{model}/posterior.nc"),
-        new_sites=per_new_site("results/{selection}/partial_pooling/new_site_{site}.nc"),
-        ppc_tables=per_model("results/{selection}/{model}/ppc_intervals.csv"),
-        tables=lambda wildcards: expand("results/{selection}/tables/{name}", selection=wildcards.selection, name=selection_tables()),
     output:
         **{f"graph_{m}": path for m, path in model_outputs("graph.png", "graph", "figure").items()},
         **{f"trace_{m}": path for m, path in model_outputs("trace.png", "trace", "figure").items()},
+        forest=reported("results/{selection}/figures/forest.png", "forest", "comparison", figure="forest"),
+    log:
+        "logs/plot_fits/{selection}.log",
+    benchmark:
+        "benchmarks/plot_fits/{selection}.tsv"
+    params:
+        outdir=lambda wildcards: f"results/{wildcards.selection}",
+        plots=config["plots"],
+    conda:
+        ENV
+    script:
+        "../../scripts/plot_fits.py"
+
+
+rule plot_checks:
+    input:
+        unpack(check_figure_inputs),
+    output:
         **{f"ppc_{m}": path for m, path in model_outputs("ppc.png", "ppc", "figure").items()},
         **{
             Path(path).stem: reported(path, caption_for(path), "comparison", figure=Path(path).stem)
             for path in selection_figures("{selection}")
+            if Path(path).name != "forest.png"
         },
     log:
-        "logs/plot_models/{selection}.log",
+        "logs/plot_checks/{selection}.log",
     benchmark:
-        "benchmarks/plot_models/{selection}.tsv"
+        "benchmarks/plot_checks/{selection}.tsv"
     params:
         new_sites=NEW_SITES,
         outdir=lambda wildcards: f"results/{wildcards.selection}",
@@ -64,4 +80,4 @@ rule plot_models:
     conda:
         ENV
     script:
-        "../../scripts/plot_models.py"
+        "../../scripts/plot_checks.py"

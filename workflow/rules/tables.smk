@@ -12,6 +12,7 @@ rule tables:
                 f"results/{{selection}}/tables/{name}", name.removesuffix(".csv"), "comparison", table=name
             )
             for name in selection_tables()
+            if name != "loo_comparison.csv"
         },
     log:
         "logs/tables/{selection}.log",
@@ -24,3 +25,18 @@ rule tables:
         ENV
     script:
         "../../scripts/tables.py"
+
+
+rule loo_comparison:
+    input:
+        posteriors=per_model("results/{selection}/{model}/posterior.nc"),
+    output:
+        reported("results/{selection}/tables/loo_comparison.csv", "loo_comparison", "comparison", table="loo_comparison.csv"),
+    log:
+        "logs/loo_comparison/{selection}.log",
+    benchmark:
+        "benchmarks/loo_comparison/{selection}.tsv"
+    conda:
+        ENV
+    script:
+        "../../scripts/loo_comparison.py"

@@ -6,7 +6,7 @@ DATA := resources/Data_Sum_HPP_Multi_Site_Share.csv
 SHARED_DATA := ../shared/data/Data_Sum_HPP_Multi_Site_Share.csv
 CORES ?= all
 
-.PHONY: setup run report test clean
+.PHONY: setup run report test benchmark clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,11 @@ report: setup
 
 test: setup
 	$(VENV)/bin/pytest
+
+# The comparison in README.md's Performance section (bambi is needed only here).
+benchmark: setup $(DATA)
+	$(VENV)/bin/pip install --quiet bambi==0.21.0
+	$(VENV)/bin/python scripts/benchmark.py
 
 clean:
 	rm -rf results logs benchmarks .snakemake

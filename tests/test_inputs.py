@@ -10,6 +10,7 @@ from hbm.config import check_config, check_schema
 from hbm.data import InputError, check_config_against_data, read_table, sha256_normalised, subset
 
 SCHEMA = "workflow/schemas/config.schema.yaml"
+PUBLISHED_SHA256 = "5929ec6a2019254e28ba2e706e33ab7565da6a25202f50a1a983d427539b1b5c"  # ../shared/data/README.md
 
 
 def small_csv(path, rows):
@@ -143,10 +144,38 @@ def test_subset_keeps_selection_order_and_counts_dropped_rows(tmp_path):
 
 
 def test_shared_data_matches_its_published_checksum(data_path):
-    assert sha256_normalised(data_path) == "5929ec6a2019254e28ba2e706e33ab7565da6a25202f50a1a983d427539b1b5c"
+    assert sha256_normalised(data_path) == PUBLISHED_SHA256
 
 
 def test_checksum_ignores_line_endings(tmp_path):
     (tmp_path / "lf.csv").write_bytes(b"a,b\n1,2\n")
     (tmp_path / "crlf.csv").write_bytes(b"a,b\r\n1,2\r\n")
     assert sha256_normalised(tmp_path / "lf.csv") == sha256_normalised(tmp_path / "crlf.csv")
+
+
+@pytest.fixture
+def served_data(data_path):
+    """The data file served over HTTP on the loopback interface."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(data_path.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/{data_path.name}"
+    server.shutdown()
+
+
+def test_missing_data_is_downloaded_and_checked(tmp_path, test_config, served_data):
+    config = test_config | {"data": {"path": "resources/data.csv", "url": served_data, "sha256": PUBLISHED_SHA256}}
+    result = run_snakemake(tmp_path / "run", config, "--cores", "1", "results/first5/data.csv", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sha256_normalised(tmp_path / "run" / "resources" / "data.csv") == PUBLISHED_SHA256
+    assert len(pd.read_csv(tmp_path / "run" / "results" / "first5" / "data.csv")) == 6 + 181 + 106 + 174 + 85
+
+
+def test_download_with_another_checksum_is_refused(tmp_path, test_config, served_data):
+    config = test_config | {"data": {"path": "resources/data.csv", "url": served_data, "sha256": "0" * 64}}
+    expect_refusal(tmp_path, config, "has sha256 " + PUBLISHED_SHA256, "expected " + "0" * 64)
+    assert not (tmp_path / "run" / "resources" / "data.csv").exists()

@@ -19,8 +19,8 @@ def pointwise_level(config: dict, n_draws: int, n_rows: int) -> str:
 
 def log_likelihood(posterior: xr.Dataset, name: str, data: Grouped, level: str) -> xr.Dataset:
     """log p(y_i | parameters) per draw, per row (`obs_id`) or summed within each `site`."""
-    mean, sd = row_parameters(posterior, name, data)
     if level == "rows":
+        mean, sd = row_parameters(posterior, name, data)
         values = -0.5 * LOG_2PI - np.log(sd) - (data.y - mean) ** 2 / (2 * sd**2)
         dims = ("chain", "draw", "obs_id")
     else:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import nutpie
 import pymc as pm
+from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords, _wrap_with_lock
+from nutpie.compiled_pyfunc import from_pyfunc
+from pymc.initial_point import make_initial_point_fn
 import xarray as xr
 
 
@@ -17,13 +21,8 @@ def compile_nutpie(model: pm.Model, backend: str = "c"):
     """A nutpie model. ``c``: PyTensor's C backend, whose compiled modules are cached on disk
     (in PyTensor's compiledir), driven through nutpie's Python-function interface; ``numba``:
     nutpie's own numba compilation (faster per gradient, slower to compile every time)."""
-    import nutpie
-
     if backend == "numba":
         return nutpie.compile_pymc_model(model, backend="numba")
-    from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords, _wrap_with_lock
-    from nutpie.compiled_pyfunc import from_pyfunc
-    from pymc.initial_point import make_initial_point_fn
 
     initial_point = _wrap_with_lock(  # chains start in parallel threads; PyTensor functions are not thread-safe
         make_initial_point_fn(
@@ -89,8 +88,6 @@ def sample(model: pm.Model, settings: dict, cores: int) -> xr.DataTree:
     """Posterior draws and sampler statistics for `model` under the `sampling` settings."""
     common = dict(draws=settings["draws"], tune=settings["tune"], chains=settings["chains"])
     if settings["sampler"] == "nutpie":
-        import nutpie
-
         compiled = compile_nutpie(model, settings.get("backend", "c"))
         tree = nutpie.sample(
             compiled,

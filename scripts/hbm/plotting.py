@@ -72,8 +72,8 @@ def ppc_intervals(table: pd.DataFrame, outcome: str, title: str, colours: dict, 
     )
     site_ticks(ax, table["site"].to_numpy())
     ax.set_ylabel(outcome)
-    ax.set_title(f"{title}: {inside.mean():.1%} of observations inside their 95% predictive HDI")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize="small", ncol=3, frameon=False)
+    ax.set_title(f"{title}: {inside.mean():.1%} of observations inside their 95% predictive HDI", pad=24)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize="small", ncol=3, frameon=False)
     return fig
 
 
@@ -88,8 +88,8 @@ def shrinkage(data: pd.DataFrame, means: dict[str, np.ndarray], outcome: str, gr
     ax.plot(x, site_mean, color="0.1", lw=1.5, drawstyle="steps-mid", label="observed site mean", zorder=4)
     site_ticks(ax, data[group].to_numpy())
     ax.set_ylabel(f"posterior predictive mean of {outcome}")
-    ax.set_title("Shrinkage: partial pooling pulls site means towards the population mean, small sites most")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize="small", ncol=4, frameon=False)
+    ax.set_title("Shrinkage: partial pooling pulls site means towards the population mean, small sites most", pad=24)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize="small", ncol=4, frameon=False)
     return fig
 
 

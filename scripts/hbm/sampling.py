@@ -42,16 +42,13 @@ def compile_nutpie(model: pm.Model, backend: str = "c"):
     def make_logp_fn():
         def logp_and_grad(x):
             value, grad = logp(x)
-            return float(value), np.array(grad, dtype="float64", order="C")
+            return float(value), grad
 
         return logp_and_grad
 
     def make_expand_fn(seed1, seed2, chain):
         def expand_draw(x):
-            return {
-                name: np.array(value, dtype="float64", order="C").reshape(shape)
-                for name, value, shape in zip(names, expand(x), shapes, strict=True)
-            }
+            return {name: value.reshape(shape) for name, value, shape in zip(names, expand(x), shapes, strict=True)}
 
         return expand_draw
 
@@ -71,15 +68,16 @@ def compile_nutpie(model: pm.Model, backend: str = "c"):
 
 
 def _direct_call(function):
-    """Call a compiled PyTensor function through its VM, skipping per-call input checks
-    (about 5x less overhead per gradient); a lock keeps nutpie's chain threads apart."""
+    """Call a compiled PyTensor function through its VM, skipping per-call input checks (about 5x
+    less overhead per gradient). PyTensor reuses its output buffers, so results are copied while the
+    lock that keeps nutpie's chain threads apart is still held."""
     inputs, outputs, vm, lock = function.input_storage[0], function.output_storage, function.vm, threading.Lock()
 
     def call(x):
         with lock:
             inputs.storage[0] = x
             vm()
-            return [out.storage[0] for out in outputs]
+            return [np.array(out.storage[0], dtype="float64", order="C") for out in outputs]
 
     return call
 

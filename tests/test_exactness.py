@@ -68,9 +68,9 @@ def exact_partial(first5_csv):
 
 
 VARIANTS = {
-    "marginal, nutpie (C backend)": {"parameterization": "marginal"},
-    "noncentered, nutpie (C backend)": {"parameterization": "noncentered"},
-    "centered, nutpie (C backend)": {"parameterization": "centered", "target_accept": 0.99},
+    "marginal, nutpie (pytensor backend)": {"parameterization": "marginal"},
+    "noncentered, nutpie (pytensor backend)": {"parameterization": "noncentered"},
+    "centered, nutpie (pytensor backend)": {"parameterization": "centered", "target_accept": 0.99},
     "marginal, nutpie (numba backend)": {"parameterization": "marginal", "backend": "numba"},
     "marginal, PyMC NUTS": {"parameterization": "marginal", "sampler": "pymc"},
 }

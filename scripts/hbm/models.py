@@ -22,8 +22,6 @@ from hbm.data import Grouped
 
 MODELS = ("complete_pooling", "no_pooling", "partial_pooling")
 PARAMETERIZATIONS = ("centered", "noncentered", "marginal")
-LOCATION_PRIORS = {"Normal": ("mu", "sigma"), "StudentT": ("nu", "mu", "sigma")}
-SCALE_PRIORS = {"Exponential": ("lam",), "HalfNormal": ("sigma",), "HalfCauchy": ("beta",)}
 LOG_2PI = float(np.log(2 * np.pi))
 
 

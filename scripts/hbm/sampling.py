@@ -10,17 +10,19 @@ import pymc as pm
 from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords, _wrap_with_lock
 from nutpie.compiled_pyfunc import from_pyfunc
 from pymc.initial_point import make_initial_point_fn
+import pytensor
 import xarray as xr
 
+# PyTensor compiles through numba; with fastmath, code compiled in this process and code loaded
+# from the cache may round differently, so draws would depend on the cache state. Strict IEEE
+# arithmetic makes the same config and seed give the same draws, cold cache or warm.
+pytensor.config.numba__fastmath = False
 
-SAMPLERS = ("nutpie", "pymc")
-BACKENDS = ("c", "numba")
 
-
-def compile_nutpie(model: pm.Model, backend: str = "c"):
-    """A nutpie model. ``c``: PyTensor's C backend, whose compiled modules are cached on disk
-    (in PyTensor's compiledir), driven through nutpie's Python-function interface; ``numba``:
-    nutpie's own numba compilation (faster per gradient, slower to compile every time)."""
+def compile_nutpie(model: pm.Model, backend: str = "pytensor"):
+    """A nutpie model. ``pytensor``: PyTensor's own compiled functions, cached on disk (in its
+    compiledir), called through nutpie's Python-function interface; ``numba``: nutpie's own numba
+    compilation (faster per gradient, slower to compile every time)."""
     if backend == "numba":
         return nutpie.compile_pymc_model(model, backend="numba")
 
@@ -86,7 +88,7 @@ def sample(model: pm.Model, settings: dict, cores: int) -> xr.DataTree:
     """Posterior draws and sampler statistics for `model` under the `sampling` settings."""
     common = dict(draws=settings["draws"], tune=settings["tune"], chains=settings["chains"])
     if settings["sampler"] == "nutpie":
-        compiled = compile_nutpie(model, settings.get("backend", "c"))
+        compiled = compile_nutpie(model, settings.get("backend", "pytensor"))
         tree = nutpie.sample(
             compiled,
             **common,

@@ -158,9 +158,9 @@ def check_figure_inputs(wildcards):
 
 
 def fit_threads(wildcards):
-    """Chains run in parallel threads where that helps: with the C backend every gradient holds
+    """Chains run in parallel threads where that helps: with the pytensor backend every gradient holds
     Python's GIL, so one thread is as fast; numba and PyMC's own sampler use one per chain."""
     settings = {**config["sampling"], **config["models"][wildcards.model].get("sampling", {})}
-    if settings["sampler"] == "nutpie" and settings.get("backend", "c") == "c":
+    if settings["sampler"] == "nutpie" and settings.get("backend", "pytensor") == "pytensor":
         return 1
     return min(settings["chains"], 4)

@@ -58,7 +58,7 @@ def fit(
         {
             "posterior": posterior.assign_attrs(attrs),
             "sample_stats": tree["sample_stats"].to_dataset(),
-            "observed_data": xr.Dataset({"y_est": ("obs_id", data.y)}, coords={"obs_id": data.obs_id}),
+            "observed_data": io.observed_data(data.y, data.obs_id),
             "constant_data": xr.Dataset(
                 {
                     "site_idx": ("obs_id", data.site_idx),
@@ -88,14 +88,7 @@ def _posterior_predictive(posterior, name, selection, data, config, attrs) -> xr
     rng = io.rng_for(int(attrs["seed"]), selection, name, "posterior_predictive")
     predictive = pointwise.posterior_predictive(posterior, name, data, rng, config["storage"]["max_values"])
     attrs = attrs | {"thinning": str(predictive.attrs["thinning"])}
-    tree = xr.DataTree.from_dict(
-        {
-            "posterior_predictive": predictive.assign_attrs(attrs),
-            "observed_data": xr.Dataset({"y_est": ("obs_id", data.y)}, coords={"obs_id": data.obs_id}),
-        }
-    )
-    tree.attrs.update(attrs)
-    return tree
+    return io.draws_with_observed("posterior_predictive", predictive, data.y, data.obs_id, attrs)
 
 
 def _gate(posterior: xr.Dataset, divergences: int, gate: dict) -> list[str]:

@@ -1,7 +1,5 @@
 """Predict a site the model never saw from the partial-pooling posterior, and compare with its rows."""
 
-import xarray as xr
-
 from hbm import data as hdata
 from hbm import io, pointwise
 
@@ -18,15 +16,7 @@ def predict_new_site(data_path, posterior_path, out_path, site: str, selection: 
     obs_id = rows["obs_id"].to_numpy()
     predictions = pointwise.new_site_predictive(posterior, obs_id, io.rng_for(seed, selection, "new_site", site))
     attrs = io.provenance(config, model="partial_pooling", selection=selection, new_site=site, seed=seed)
-    tree = xr.DataTree.from_dict(
-        {
-            "predictions": predictions.assign_attrs(attrs),
-            "observed_data": xr.Dataset(
-                {"y_est": ("obs_id", rows[outcome].to_numpy(float))}, coords={"obs_id": obs_id}
-            ),
-        }
-    )
-    tree.attrs.update(attrs)
+    tree = io.draws_with_observed("predictions", predictions, rows[outcome], obs_id, attrs)
     io.write_tree(tree, out_path)
     log.info("predicted %d rows of new site %s from %s", len(obs_id), site, selection)
     return tree

@@ -81,6 +81,18 @@ def write_tree(tree: xr.DataTree, path: str | Path) -> None:
         tree.to_netcdf(tmp, engine="netcdf4")
 
 
+def draws_with_observed(group: str, draws: xr.Dataset, y, obs_id, attrs: dict) -> xr.DataTree:
+    """A tree of predictive `draws` (in `group`) beside the observed `y_est`, carrying `attrs`."""
+    tree = xr.DataTree.from_dict({group: draws.assign_attrs(attrs), "observed_data": observed_data(y, obs_id)})
+    tree.attrs.update(attrs)
+    return tree
+
+
+def observed_data(y, obs_id) -> xr.Dataset:
+    """The observed outcome as ArviZ's `observed_data` group: `y_est` over `obs_id`."""
+    return xr.Dataset({"y_est": ("obs_id", np.asarray(y, float))}, coords={"obs_id": obs_id})
+
+
 def read_tree(path: str | Path) -> xr.DataTree:
     return xr.load_datatree(path, engine="netcdf4")
 

@@ -43,7 +43,7 @@ def fit(
         selection=selection,
         parameterization=parameterization,
         sampler=settings["sampler"],
-        backend=settings.get("backend", "pytensor") if settings["sampler"] == "nutpie" else "pymc",
+        backend=settings.get("backend", "numba") if settings["sampler"] == "nutpie" else "pymc",
         seed=settings["seed"],
         draws=settings["draws"],
         tune=settings["tune"],

@@ -68,10 +68,10 @@ def exact_partial(first5_csv):
 
 
 VARIANTS = {
-    "marginal, nutpie (pytensor backend)": {"parameterization": "marginal"},
-    "noncentered, nutpie (pytensor backend)": {"parameterization": "noncentered"},
-    "centered, nutpie (pytensor backend)": {"parameterization": "centered", "target_accept": 0.99},
-    "marginal, nutpie (numba backend)": {"parameterization": "marginal", "backend": "numba"},
+    "marginal, nutpie (numba backend)": {"parameterization": "marginal"},
+    "noncentered, nutpie (numba backend)": {"parameterization": "noncentered"},
+    "centered, nutpie (numba backend)": {"parameterization": "centered", "target_accept": 0.99},
+    "marginal, nutpie (pytensor backend)": {"parameterization": "marginal", "backend": "pytensor"},
     "marginal, PyMC NUTS": {"parameterization": "marginal", "sampler": "pymc"},
 }
 

@@ -116,7 +116,7 @@ def test_posterior_predictive_has_the_model_moments(grouped, name):
     posterior = fake_posterior(name, grouped, chains=4, draws=500)
     rng = np.random.default_rng(11)
     replicated = pointwise.posterior_predictive(posterior, name, grouped, rng, max_values=10**9)["y_est"].values
-    mean, sd = models.row_parameters(posterior, name, grouped)
+    mean, sd = pointwise.row_parameters(posterior, name, grouped)
     z = (replicated - mean) / sd
     n = z.size
     assert abs(z.mean()) < 4 / np.sqrt(n)

@@ -112,3 +112,42 @@ def test_sampler_threads_do_not_change_the_draws(tmp_path, data_path):
         results.append({name: var.values.copy() for name, var in tree["posterior"].data_vars.items()})
     assert_identical(results[0], results[1])
     assert_identical(results[1], results[2])
+
+
+CACHED_FIT = """
+import json, os, sys
+os.environ["PYTENSOR_FLAGS"] = "base_compiledir=" + sys.argv[1]
+sys.path.insert(0, sys.argv[2])
+import nutpie
+from hbm import data as hdata, models, sampling
+frame = hdata.read_table(sys.argv[3], "scontrol", "Site")
+sites = json.loads(sys.argv[4])
+rows, _ = hdata.subset(frame, "scontrol", "Site", sites)
+data = hdata.Grouped.from_frame(rows, "scontrol", "Site", sites)
+priors = json.loads(sys.argv[5])
+compiled = sampling.compile_nutpie(models.build("partial_pooling", data, priors, "marginal"), "numba")
+tree = nutpie.sample(compiled, draws=100, tune=100, chains=2, cores=1, seed=3, progress_bar=False)
+hits = [compiled.compiled_logp_func.cache_hits, compiled.compiled_expand_func.cache_hits]
+print(json.dumps({"hits": hits, "hyper_mu": tree["posterior"]["hyper_mu"].values.ravel().tolist()}))
+"""
+
+
+def test_compiled_model_is_loaded_from_the_disk_cache_with_the_same_draws(tmp_path, data_path):
+    """A new process with a warm cache loads the numba callbacks instead of compiling them, and
+    samples the same draws; other data (here other sites) never load another model's log density."""
+    import json
+    import sys
+
+    config = load_config("config/config.yaml")
+    priors = json.dumps(config["models"]["partial_pooling"]["priors"])
+
+    def run(sites):
+        command = [sys.executable, "-c", CACHED_FIT, str(tmp_path), str(ROOT / "scripts"), str(data_path)]
+        output = subprocess.run(command + [json.dumps(sites), priors], capture_output=True, text=True, check=True)
+        return json.loads(output.stdout.strip().splitlines()[-1])
+
+    first5 = config["selections"]["first5"]
+    cold, warm = run(first5), run(first5)
+    assert cold["hits"] == [0, 0] and warm["hits"] == [1, 1]
+    assert cold["hyper_mu"] == warm["hyper_mu"]
+    assert run(first5[:4])["hits"][0] == 0

@@ -19,10 +19,10 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from hbm.data import Grouped
+from hbm.pointwise import LOG_2PI
 
 MODELS = ("complete_pooling", "no_pooling", "partial_pooling")
 PARAMETERIZATIONS = ("centered", "noncentered", "marginal")
-LOG_2PI = float(np.log(2 * np.pi))
 
 
 def prior(name: str, spec: dict, **kwargs):
@@ -113,17 +113,3 @@ def draw_site_means(posterior, data: Grouped, rng: np.random.Generator) -> np.nd
     precision = data.n / within**2 + 1 / between**2
     mean = (data.n * data.ybar / within**2 + hyper_mu / between**2) / precision
     return mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
-
-
-def row_parameters(posterior, name: str, data: Grouped) -> tuple[np.ndarray, np.ndarray]:
-    """Per-draw, per-row mean and sd of y under model `name`: arrays (chain, draw, obs_id)."""
-    mu = posterior["mu"].values
-    if name == "complete_pooling":
-        sigma = posterior["sigma"].values
-        return np.broadcast_to(mu[..., None], mu.shape + (len(data.y),)), np.broadcast_to(
-            sigma[..., None], sigma.shape + (len(data.y),)
-        )
-    if name == "no_pooling":
-        return mu[..., data.site_idx], posterior["sigma"].values[..., data.site_idx]
-    within = posterior["within_variability"].values[..., None]
-    return mu[..., data.site_idx], np.broadcast_to(within, mu.shape[:2] + (len(data.y),))

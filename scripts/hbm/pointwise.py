@@ -6,7 +6,22 @@ import numpy as np
 import xarray as xr
 
 from hbm.data import Grouped
-from hbm.models import LOG_2PI, row_parameters
+
+LOG_2PI = float(np.log(2 * np.pi))
+
+
+def row_parameters(posterior, name: str, data: Grouped) -> tuple[np.ndarray, np.ndarray]:
+    """Per-draw, per-row mean and sd of y under model `name`: arrays (chain, draw, obs_id)."""
+    mu = posterior["mu"].values
+    if name == "complete_pooling":
+        sigma = posterior["sigma"].values
+        return np.broadcast_to(mu[..., None], mu.shape + (len(data.y),)), np.broadcast_to(
+            sigma[..., None], sigma.shape + (len(data.y),)
+        )
+    if name == "no_pooling":
+        return mu[..., data.site_idx], posterior["sigma"].values[..., data.site_idx]
+    within = posterior["within_variability"].values[..., None]
+    return mu[..., data.site_idx], np.broadcast_to(within, mu.shape[:2] + (len(data.y),))
 
 
 def pointwise_level(config: dict, n_draws: int, n_rows: int) -> str:

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
+import numba
 import numpy as np
 import nutpie
 import pymc as pm
-from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords, _wrap_with_lock
+from nutpie.compile_pymc import (
+    CompiledPyMCModel,
+    _make_functions,
+    _prepare_dims_and_coords,
+    _wrap_with_lock,
+    make_user_data,
+)
 from nutpie.compiled_pyfunc import from_pyfunc
 from pymc.initial_point import make_initial_point_fn
+from pymc.model.transform.optimization import freeze_dims_and_data
 import pytensor
+from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
 import xarray as xr
 
 # PyTensor compiles through numba; with fastmath, code compiled in this process and code loaded
@@ -18,25 +28,66 @@ import xarray as xr
 # arithmetic makes the same config and seed give the same draws, cold cache or warm.
 pytensor.config.numba__fastmath = False
 
+BACKENDS = ("numba", "pytensor")
 
-def compile_nutpie(model: pm.Model, backend: str = "pytensor"):
-    """A nutpie model. ``pytensor``: PyTensor's own compiled functions, cached on disk (in its
-    compiledir), called through nutpie's Python-function interface; ``numba``: nutpie's own numba
-    compilation (faster per gradient, slower to compile every time)."""
+# The C callbacks nutpie calls for every gradient and every kept draw (its numba interface). They
+# wrap PyTensor's numba function of the model, and are compiled from this source so that numba can
+# cache them on disk beside PyTensor's own functions.
+_LOGP_SOURCE = """
+def logp_and_grad(dim, x_, grad_, logp_, user_data_):
+    if dim != N_DIM:
+        return -1
+    try:
+        x = carray(x_, (N_DIM,))
+        grad = carray(grad_, (N_DIM,))
+        value, gradient = model_function(x)
+        logp_[0] = value
+        finite = True
+        for i in range(N_DIM):
+            grad[i] = gradient[i]
+            finite = finite and np.isfinite(gradient[i])
+    except Exception:
+        return 1
+    if not finite:
+        return 3
+    if not np.isfinite(value):
+        return 4
+    return 0
+"""
+_EXPAND_SOURCE = """
+def expand_draw(dim, n_expanded, x_, out_, user_data_):
+    if dim != N_DIM or n_expanded != N_EXPANDED:
+        return -1
+    try:
+        x = carray(x_, (N_DIM,))
+        out = carray(out_, (N_EXPANDED,))
+        (values,) = model_function(x)
+        for i in range(N_EXPANDED):
+            out[i] = values[i]
+    except Exception:
+        return -2
+    return 0
+"""
+_DOUBLES = numba.types.CPointer(numba.types.double)
+_LOGP_SIGNATURE = numba.types.int64(numba.types.uint64, _DOUBLES, _DOUBLES, _DOUBLES, numba.types.voidptr)
+_EXPAND_SIGNATURE = numba.types.int64(numba.types.uint64, numba.types.uint64, _DOUBLES, _DOUBLES, numba.types.voidptr)
+
+
+def compile_nutpie(model: pm.Model, backend: str = "numba"):
+    """A nutpie model. ``numba``: PyTensor's numba functions behind C callbacks, both cached on
+    disk (in PyTensor's compiledir), so nutpie calls no Python while it samples; ``pytensor``: the
+    same functions called through nutpie's Python-function interface (no callback to compile, but
+    about 50 µs of Python per gradient)."""
     if backend == "numba":
-        return nutpie.compile_pymc_model(model, backend="numba")
-
-    initial_point = _wrap_with_lock(  # chains start in parallel threads; PyTensor functions are not thread-safe
-        make_initial_point_fn(
-            model=model, jitter_rvs=set(model.free_RVs), return_transformed=True, default_strategy="support_point"
-        )
-    )
+        return _compile_numba(model)
+    if backend != "pytensor":
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     n_dim, _, logp_fn, expand_fn, initial_point_fn, shape_info, reparameterized = _make_functions(
         model,
         mode="FAST_RUN",
         compute_grad=True,
         join_expanded=False,
-        pymc_initial_point_fn=initial_point,
+        pymc_initial_point_fn=_initial_point(model),
     )
     names, _, shapes = shape_info
     logp, expand = _direct_call(logp_fn), _direct_call(expand_fn)
@@ -69,6 +120,65 @@ def compile_nutpie(model: pm.Model, backend: str = "pytensor"):
     )
 
 
+def _initial_point(model: pm.Model):
+    """PyMC's initial points, jittered; locked, as chains start in parallel threads and PyTensor
+    functions are not thread-safe."""
+    return _wrap_with_lock(
+        make_initial_point_fn(
+            model=model, jitter_rvs=set(model.free_RVs), return_transformed=True, default_strategy="support_point"
+        )
+    )
+
+
+def _compile_numba(model: pm.Model) -> CompiledPyMCModel:
+    """nutpie's numba interface with callbacks numba caches on disk. The data are frozen into the
+    graph as constants, so the callbacks need no pointers to it and a cached one is reused as is."""
+    model = freeze_dims_and_data(model)
+    n_dim, n_expanded, logp_fn, expand_fn, initial_point_fn, shape_info, reparameterized = _make_functions(
+        model,
+        mode="NUMBA",
+        compute_grad=True,
+        join_expanded=True,
+        pymc_initial_point_fn=_initial_point(model),
+    )
+    dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
+    return CompiledPyMCModel(
+        _n_dim=n_dim,
+        dims=dims,
+        _coords=coords,
+        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
+        compiled_logp_func=_cached_callback(_LOGP_SOURCE, _LOGP_SIGNATURE, logp_fn, N_DIM=n_dim),
+        compiled_expand_func=_cached_callback(
+            _EXPAND_SOURCE, _EXPAND_SIGNATURE, expand_fn, N_DIM=n_dim, N_EXPANDED=n_expanded
+        ),
+        initial_point_func=initial_point_fn,
+        shared_data={},
+        shared_var_keys={},
+        user_data=make_user_data({}, {}),
+        n_expanded=n_expanded,
+        shape_info=shape_info,
+        logp_func=logp_fn,
+        expand_func=expand_fn,
+        reparameterized_names=reparameterized,
+    )
+
+
+def _cached_callback(source: str, signature, function, **constants):
+    """The numba C callback defined in `source`, calling the compiled PyTensor `function` (named
+    `model_function` there). It is cached under a key made of the source, PyTensor's own cache key of
+    `function` (which covers the frozen data) and the `constants`, so no model loads another's."""
+    inner = function.vm.jit_fn
+    inner_key = CACHED_SRC_FUNCTIONS.get(inner.py_func)  # None where PyTensor could not cache it either
+    key = (
+        None
+        if inner_key is None
+        else hashlib.sha256(f"{source}{inner_key}{sorted(constants.items())}".encode()).hexdigest()
+    )
+    env = {"__name__": __name__, "carray": numba.carray, "np": np, "model_function": inner, **constants}
+    name = source.split("def ", 1)[1].split("(", 1)[0]
+    return numba.cfunc(signature, cache=key is not None)(compile_numba_function_src(source, name, env, cache_key=key))
+
+
 def _direct_call(function):
     """Call a compiled PyTensor function through its VM, skipping per-call input checks (about 5x
     less overhead per gradient). PyTensor reuses its output buffers, so results are copied while the
@@ -88,7 +198,7 @@ def sample(model: pm.Model, settings: dict, cores: int) -> xr.DataTree:
     """Posterior draws and sampler statistics for `model` under the `sampling` settings."""
     common = dict(draws=settings["draws"], tune=settings["tune"], chains=settings["chains"])
     if settings["sampler"] == "nutpie":
-        compiled = compile_nutpie(model, settings.get("backend", "pytensor"))
+        compiled = compile_nutpie(model, settings.get("backend", "numba"))
         tree = nutpie.sample(
             compiled,
             **common,

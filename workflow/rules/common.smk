@@ -158,9 +158,7 @@ def check_figure_inputs(wildcards):
 
 
 def fit_threads(wildcards):
-    """Chains run in parallel threads where that helps: with the pytensor backend every gradient holds
-    Python's GIL, so one thread is as fast; numba and PyMC's own sampler use one per chain."""
+    """nutpie's chains take well under a second together (the likelihood is O(sites)), so a fit asks
+    for one CPU and leaves the others to parallel jobs; PyMC's own sampler runs one process per chain."""
     settings = {**config["sampling"], **config["models"][wildcards.model].get("sampling", {})}
-    if settings["sampler"] == "nutpie" and settings.get("backend", "pytensor") == "pytensor":
-        return 1
-    return min(settings["chains"], 4)
+    return 1 if settings["sampler"] == "nutpie" else min(settings["chains"], 4)

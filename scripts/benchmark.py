@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "Data_Sum_HPP_Multi_Site_Share.csv"
 FIRST5 = ["Southampton", "METU", "Kassel", "Tsinghua", "Oslo"]
+LECTURE_SEEDS = (84735, 1, 2)  # the lecture's own seed first
 LECTURE_PRIORS = {
     "hyper_mu": {"dist": "Normal", "mu": 40, "sigma": 20},
     "within_variability": {"dist": "Exponential", "lam": 1},
@@ -61,7 +62,7 @@ def case_lecture(args):
         tune=1000,
         chains=4,
         cores=2,
-        random_seed=84735,
+        random_seed=args.seed,
         model=model,
         nuts_sampler="pymc",
         progressbar=False,
@@ -245,6 +246,7 @@ def main():
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--child")
     parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=84735, help="seed of the lecture's fit")
     parser.add_argument("--parameterization", default="marginal")
     parser.add_argument("--backend", default="numba")
     parser.add_argument("--compiledir", help="PyTensor's compile cache (and numba's) for a child")
@@ -263,8 +265,11 @@ def main():
         print(json.dumps(CASES[ARGS.child](ARGS)))
         return
     rows = []
-    lecture = run_child("lecture")
-    rows.append(("lecture's code (centered, PyMC NUTS, 5,000 draws)", lecture))
+    lectures = []
+    for seed in LECTURE_SEEDS:  # its stuck chains make its ESS vary by orders of magnitude with the seed
+        lectures.append(run_child("lecture", "--seed", str(seed)))
+        rows.append((f"lecture's code (centered, PyMC NUTS, 5,000 draws), seed {seed}", lectures[-1]))
+    lecture = max((out for out in lectures if "seconds" in out), key=rate, default={})
     rows.append(("PyMC 6 default, non-centered (5,000 draws)", run_child("pymc_default")))
     if not ARGS.skip_bambi:
         rows.append(("bambi scontrol ~ 1 + (1|Site) (5,000 draws)", run_child("bambi")))
@@ -280,6 +285,7 @@ def main():
         out = warm_child("workflow", "--draws", str(draws))
         rows.append((f"this workflow's fit, marginal: default ({draws:,} draws)", out))
     print_table(rows, lecture)
+    print("x lecture: ESS per second over that of the lecture's best run above")
     if not ARGS.skip_workflow:
         times = end_to_end(ARGS.cores)
         print(
@@ -287,24 +293,30 @@ def main():
         )
         print(f"  cold caches {times['cold']:.1f} s, warm caches {times['warm']:.1f} s")
     if not ARGS.skip_scale:
-        print("\npartial pooling at scale (simulated, 2,000 groups; fit step, then posterior predictive step):")
+        print("\npartial pooling at scale (simulated, 2,000 groups; fit step with posterior predictive; cold caches):")
         for count in (10_000, 100_000) + (() if ARGS.quick else (1_000_000,)):
-            out = run_child("scale", "--rows", str(count), "--groups", str(ARGS.groups))
+            with tempfile.TemporaryDirectory() as empty:
+                out = run_child("scale", "--rows", str(count), "--groups", str(ARGS.groups), "--compiledir", empty)
             print(json.dumps(out))
+
+
+def rate(out):
+    """Effective draws per second: the smallest bulk ESS over the wall seconds."""
+    return out["min_ess_bulk"] / out["seconds"]
 
 
 def print_table(rows, lecture):
     header = f"{'case':66} {'wall s':>7} {'min ESS':>8} {'ESS/s':>8} {'div':>5} {'x lecture':>9} {'peak MB':>8}"
     print(header)
     print("-" * len(header))
-    base = lecture["min_ess_bulk"] / lecture["seconds"] if "seconds" in lecture else float("nan")
+    base = rate(lecture) if lecture else float("nan")
     for name, out in rows:
         if "error" in out:
             print(f"{name:66} failed: {out['error']}")
             continue
-        rate = out["min_ess_bulk"] / out["seconds"]
+        per_second = rate(out)
         print(
-            f"{name:66} {out['seconds']:7.1f} {out['min_ess_bulk']:8.0f} {rate:8.0f} {out['divergences']:5d} {rate / base:9.1f} {out['peak_mb']:8.0f}"
+            f"{name:66} {out['seconds']:7.1f} {out['min_ess_bulk']:8.0f} {per_second:8.0f} {out['divergences']:5d} {per_second / base:9.1f} {out['peak_mb']:8.0f}"
         )
 
 

@@ -1,6 +1,7 @@
-"""Fit one model to one selection: posterior, sampler statistics, data and pointwise log-likelihood;
-then the posterior predictive draws of every row, computed from the draws in the same job."""
+"""Fit the models to one selection: per model the posterior, sampler statistics, data and pointwise
+log-likelihood, then the posterior predictive draws of every row, computed from the draws."""
 
+import logging
 import os
 import time
 
@@ -13,10 +14,18 @@ from hbm import io, models, pointwise, sampling  # noqa: E402
 from hbm.errors import ConvergenceError  # noqa: E402
 
 
-def fit(
-    data_path, out_path, name: str, selection: str, config: dict, cores: int, log_path=None, predictive_path=None
-) -> xr.DataTree:
-    log = io.setup_logging(log_path)
+def fit_selection(
+    data_path, posteriors: dict, predictives: dict, selection: str, config: dict, cores: int, log_path=None
+):
+    """Every configured model, in config order; `posteriors` and `predictives`: model -> output path."""
+    io.setup_logging(log_path)
+    for name in config["models"]:
+        fit(data_path, posteriors[name], name, selection, config, cores, predictives[name])
+
+
+def fit(data_path, out_path, name: str, selection: str, config: dict, cores: int, predictive_path=None) -> xr.DataTree:
+    """Fit model `name`; write its posterior to `out_path` and, if given, its posterior predictive."""
+    log = logging.getLogger("hbm")
     data = io.read_grouped(data_path, config["outcome"], config["group"])
     spec = config["models"][name]
     settings = sampling.settings_for(config, name)
@@ -103,13 +112,12 @@ def _gate(posterior: xr.Dataset, divergences: int, gate: dict) -> list[str]:
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
     io.run_step(
-        fit,
+        fit_selection,
         sm.input.data,
-        sm.output.posterior,
-        sm.wildcards.model,
+        dict(zip(sm.config["models"], sm.output.posteriors)),
+        dict(zip(sm.config["models"], sm.output.predictives)),
         sm.wildcards.selection,
         sm.config,
         sm.threads,
         sm.log[0],
-        sm.output.predictive,
     )

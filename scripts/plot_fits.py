@@ -23,10 +23,18 @@ def plot_fits(data_path, posteriors: dict, outdir, selection: str, config: dict,
         model = models.build(name, data, spec["priors"], spec.get("parameterization", "marginal"))
         with io.atomic_path(outdir / name / "graph.png") as tmp:
             tmp.write_bytes(pm.model_to_graphviz(model).pipe(format="png"))
+        parameters = reported_parameters(tree["posterior"])
         pc = azp.plot_trace_dist(
-            tree, var_names=reported_parameters(tree["posterior"]), compact=True, backend="matplotlib"
+            tree,
+            var_names=parameters,
+            compact=True,
+            backend="matplotlib",
+            figure_kwargs={
+                "figsize": (options["wide_figsize"][0], 1.5 + 2.2 * len(parameters)),
+                "layout": "constrained",
+            },
         )
-        pc.viz["figure"].item().suptitle(f"{plotting.MODEL_LABELS[name]} ({selection}): trace", y=1.01)
+        pc.viz["figure"].item().suptitle(f"{plotting.MODEL_LABELS[name]} ({selection}): trace")
         plotting.save(pc.viz["figure"].item(), outdir / name / "trace.png")
 
     pc = azp.plot_forest(

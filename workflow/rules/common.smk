@@ -110,7 +110,7 @@ def per_new_site(pattern):
 
 def compile_cache(wildcards):
     """A PyTensor compile cache of the job's own, kept between runs: parallel jobs never share one."""
-    return str(Path(config["cache_dir"]) / "pytensor" / f"{wildcards.selection}-{wildcards.model}")
+    return str(Path(config["cache_dir"]) / "pytensor" / wildcards.selection)
 
 
 def reported(path, caption, subcategory, **labels):
@@ -157,8 +157,8 @@ def check_figure_inputs(wildcards):
     return inputs
 
 
-def fit_threads(wildcards):
+def fit_threads():
     """nutpie's chains take well under a second together (the likelihood is O(sites)), so a fit asks
     for one CPU and leaves the others to parallel jobs; PyMC's own sampler runs one process per chain."""
-    settings = {**config["sampling"], **config["models"][wildcards.model].get("sampling", {})}
-    return 1 if settings["sampler"] == "nutpie" else min(settings["chains"], 4)
+    settings = [{**config["sampling"], **spec.get("sampling", {})} for spec in config["models"].values()]
+    return max(1 if s["sampler"] == "nutpie" else min(s["chains"], 4) for s in settings)

@@ -1,18 +1,18 @@
+# One job fits every model of a selection: the libraries are imported once, not once per model.
 rule fit:
     input:
         data="results/{selection}/data.csv",
     output:
-        posterior="results/{selection}/{model}/posterior.nc",
-        predictive="results/{selection}/{model}/posterior_predictive.nc",
+        posteriors=expand("results/{{selection}}/{model}/posterior.nc", model=MODELS),
+        predictives=expand("results/{{selection}}/{model}/posterior_predictive.nc", model=MODELS),
     log:
-        "logs/fit/{selection}/{model}.log",
+        "logs/fit/{selection}.log",
     benchmark:
-        "benchmarks/fit/{selection}/{model}.tsv"
+        "benchmarks/fit/{selection}.tsv"
     params:
-        compiledir=lambda wildcards: compile_cache(wildcards),
-        settings=lambda wildcards: analysis_settings("outcome", "group", "sampling", "convergence", "storage")
-        | {"model": config["models"][wildcards.model]},
-    threads: fit_threads
+        compiledir=compile_cache,
+        settings=analysis_settings("outcome", "group", "models", "sampling", "convergence", "storage"),
+    threads: fit_threads()
     conda:
         ENV
     script:

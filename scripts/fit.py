@@ -37,20 +37,22 @@ def fit(data_path, out_path, name: str, selection: str, config: dict, cores: int
     tree = sampling.sample(model, settings, cores)
     seconds = time.perf_counter() - start
     posterior = tree["posterior"].to_dataset()
+    drawn_after = {}
     if name == "partial_pooling" and parameterization == "marginal":
-        mu = models.draw_site_means(posterior, data, io.rng_for(settings["seed"], selection, name, "mu"))
-        posterior["mu"] = (("chain", "draw", "site"), mu)
+        rng = io.rng_for(settings["seed"], selection, name, "mu")
+        drawn_after = models.draw_integrated(posterior, data, spec["priors"], rng)
+        posterior = posterior.assign(drawn_after)[list(models.PARTIAL_POOLING_PARAMETERS)]
     posterior = posterior.assign_coords(site=data.sites)
 
     level = pointwise.pointwise_level(config, posterior.sizes["chain"] * posterior.sizes["draw"], len(data.y))
     divergences = int(tree["sample_stats"]["diverging"].sum())
-    drawn_after = ["mu"] if name == "partial_pooling" and parameterization == "marginal" else []
-    gate_failures = _gate(posterior.drop_vars(drawn_after), divergences, config["convergence"])
+    gate_failures = _gate(posterior.drop_vars(list(drawn_after)), divergences, config["convergence"])
     attrs = io.provenance(
         config,
         model=name,
         selection=selection,
         parameterization=parameterization,
+        drawn_after_sampling=list(drawn_after),
         sampler=settings["sampler"],
         backend=settings.get("backend", "numba") if settings["sampler"] == "nutpie" else "pymc",
         seed=settings["seed"],
@@ -101,8 +103,9 @@ def _posterior_predictive(posterior, name, selection, data, config, attrs) -> xr
 
 
 def _gate(posterior: xr.Dataset, divergences: int, gate: dict) -> list[str]:
-    """The convergence gate on the sampled parameters. Site means drawn after sampling from their
-    exact conditional (marginal parameterization) are independent given those, and are left out."""
+    """The convergence gate on the sampled parameters. What the marginal parameterization draws after
+    sampling from its exact conditional (site means, and hyper_mu) is independent given those, and
+    is left out."""
     from arviz_stats import summary
 
     table = summary(posterior, kind="diagnostics", round_to="none")

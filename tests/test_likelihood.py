@@ -51,26 +51,53 @@ def test_sufficient_likelihood_equals_per_row_likelihood(grouped, name, paramete
         assert logp_sufficient(point) == pytest.approx(logp_rows(point), rel=1e-12, abs=1e-8)
 
 
-def test_marginal_likelihood_equals_site_means_integrated_out(grouped):
-    """At fixed scales and hyper_mu, the marginal density equals a quadrature over each site mean."""
+def site_mean_quadrature(grouped, within, between, hyper_mu_grid):
+    """log of the per-row likelihood integrated over each site mean ~ N(hyper_mu, between), summed
+    over sites, for every hyper_mu of the grid (direct quadrature on a grid of site means)."""
+    mu = np.linspace(grouped.ybar.min() - 15, grouped.ybar.max() + 15, 6001)
+    kernel = -0.5 * np.log(2 * np.pi * between**2) - (mu[None, :] - hyper_mu_grid[:, None]) ** 2 / (2 * between**2)
+    total = np.zeros(len(hyper_mu_grid))
+    for j in range(len(grouped.sites)):
+        y = grouped.y[grouped.site_idx == j]
+        log_lik = (-0.5 * np.log(2 * np.pi * within**2) - (y[:, None] - mu) ** 2 / (2 * within**2)).sum(0)
+        integrand = log_lik[None, :] + kernel
+        top = integrand.max(axis=1, keepdims=True)
+        total += top[:, 0] + np.log(np.trapezoid(np.exp(integrand - top), mu, axis=1))
+    return total
+
+
+def potential_at(model, point):
+    (potential,) = model.replace_rvs_by_values(model.potentials)
+    return float(model.compile_fn(potential, point_fn=True)(point))
+
+
+def test_marginal_likelihood_integrates_site_means_and_hyper_mu_out(grouped):
+    """With a Normal prior on hyper_mu, the marginal density at fixed scales equals a quadrature over
+    every site mean and then over hyper_mu against its prior."""
     marginal = models.build("partial_pooling", grouped, PRIORS["partial_pooling"], "marginal")
+    assert "hyper_mu" not in marginal.named_vars
+    within, between = 7.2, 1.6
+    point = {"within_variability_log__": np.log(within), "between_variability_log__": np.log(between)}
+    hyper_mu = np.linspace(20, 60, 8001)
+    log_prior = -0.5 * np.log(2 * np.pi * 20**2) - (hyper_mu - 40) ** 2 / (2 * 20**2)
+    integrand = site_mean_quadrature(grouped, within, between, hyper_mu) + log_prior
+    exact = integrand.max() + np.log(np.trapezoid(np.exp(integrand - integrand.max()), hyper_mu))
+    assert potential_at(marginal, point) == pytest.approx(exact, rel=1e-9)
+
+
+def test_marginal_likelihood_equals_site_means_integrated_out(grouped):
+    """With another prior on hyper_mu (sampled, not integrated), the marginal density at fixed scales
+    and hyper_mu equals a quadrature over each site mean."""
+    priors = PRIORS["partial_pooling"] | {"hyper_mu": {"dist": "StudentT", "nu": 4, "mu": 40, "sigma": 20}}
+    marginal = models.build("partial_pooling", grouped, priors, "marginal")
     hyper_mu, within, between = 40.3, 7.2, 1.6
     point = {
         "hyper_mu": hyper_mu,
         "within_variability_log__": np.log(within),
         "between_variability_log__": np.log(between),
     }
-    (potential,) = marginal.replace_rvs_by_values(marginal.potentials)
-    potential = marginal.compile_fn(potential, point_fn=True)(point)
-    grid = np.linspace(hyper_mu - 12 * between, hyper_mu + 12 * between, 20001)
-    total = 0.0
-    for j in range(len(grouped.sites)):
-        y = grouped.y[grouped.site_idx == j]
-        log_lik = (-0.5 * np.log(2 * np.pi * within**2) - (y[:, None] - grid) ** 2 / (2 * within**2)).sum(0)
-        log_prior = -0.5 * np.log(2 * np.pi * between**2) - (grid - hyper_mu) ** 2 / (2 * between**2)
-        integrand = log_lik + log_prior
-        total += integrand.max() + np.log(np.trapezoid(np.exp(integrand - integrand.max()), grid))
-    assert float(potential) == pytest.approx(total, rel=1e-9)
+    exact = site_mean_quadrature(grouped, within, between, np.array([hyper_mu]))[0]
+    assert potential_at(marginal, point) == pytest.approx(exact, rel=1e-9)
 
 
 def fake_posterior(name, grouped, seed=3, chains=2, draws=50):

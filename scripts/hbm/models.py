@@ -8,8 +8,9 @@ sufficient form, and by the benchmark as the lecture's code).
 Partial pooling has three parameterizations:
 - ``centered``: mu ~ N(hyper_mu, between_variability), the lecture's form;
 - ``noncentered``: mu = hyper_mu + between_variability * mu_offset, mu_offset ~ N(0, 1);
-- ``marginal``: the site means are integrated out analytically; the fit draws them afterwards
-  from their exact conditional Normal (`draw_site_means`).
+- ``marginal``: the site means are integrated out analytically, and so is hyper_mu when its prior
+  is Normal; the sampler explores the two (or three) remaining parameters and the fit draws the
+  integrated ones afterwards from their exact conditional Normals (`draw_integrated`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hbm.pointwise import LOG_2PI
 
 MODELS = ("complete_pooling", "no_pooling", "partial_pooling")
 PARAMETERIZATIONS = ("centered", "noncentered", "marginal")
+PARTIAL_POOLING_PARAMETERS = ("hyper_mu", "within_variability", "between_variability", "mu")  # the lecture's order
 
 
 def prior(name: str, spec: dict, **kwargs):
@@ -42,6 +44,33 @@ def marginal_loglik(hyper_mu, within, between, n, ybar, ss):
     site_mean_term = -0.5 * LOG_2PI - pt.log(total_sd) - (ybar - hyper_mu) ** 2 / (2 * total_sd**2)
     within_term = -(n - 1) * (0.5 * LOG_2PI + pt.log(within)) - ss / (2 * within**2) - 0.5 * pt.log(n)
     return pt.sum(site_mean_term + within_term)
+
+
+def population_loglik(within, between, prior_mu, prior_sigma, n, ybar, ss):
+    """`marginal_loglik` with hyper_mu also integrated out against its prior N(prior_mu, prior_sigma)."""
+    precision, mean = _hyper_mu_conditional(within, between, prior_mu, prior_sigma, n, ybar, pt)
+    site_precision = 1 / (between**2 + within**2 / n)
+    # log of the integral over hyper_mu, with the quadratic form centred on its conditional mean
+    site_mean_term = 0.5 * pt.sum(pt.log(site_precision)) - 0.5 * (n.shape[0] * LOG_2PI + pt.log(precision))
+    site_mean_term -= pt.log(prior_sigma) + 0.5 * (
+        pt.sum(site_precision * (ybar - mean) ** 2) + (prior_mu - mean) ** 2 / prior_sigma**2
+    )
+    within_term = -(n - 1) * (0.5 * LOG_2PI + pt.log(within)) - ss / (2 * within**2) - 0.5 * pt.log(n)
+    return site_mean_term + pt.sum(within_term)
+
+
+def _hyper_mu_conditional(within, between, prior_mu, prior_sigma, n, ybar, xp):
+    """Precision and mean of hyper_mu given the two scales and the data (site means integrated out);
+    `xp` is numpy or pytensor.tensor, and the site axis is the last."""
+    site_precision = 1 / (between**2 + within**2 / n)
+    precision = 1 / prior_sigma**2 + xp.sum(site_precision, axis=-1)
+    mean = (prior_mu / prior_sigma**2 + xp.sum(site_precision * ybar, axis=-1)) / precision
+    return precision, mean
+
+
+def integrates_hyper_mu(priors: dict) -> bool:
+    """The marginal parameterization integrates hyper_mu out where its prior is Normal (conjugate)."""
+    return priors["hyper_mu"]["dist"] == "Normal"
 
 
 def build(
@@ -73,6 +102,15 @@ def build(
             sigma = prior("sigma", priors["sigma"], dims="site")
             site_mu, site_sigma = mu, sigma
         elif name == "partial_pooling":
+            if parameterization == "marginal" and integrates_hyper_mu(priors):
+                within_variability = prior("within_variability", priors["within_variability"])
+                between_variability = prior("between_variability", priors["between_variability"])
+                hyper = priors["hyper_mu"]
+                loglik = population_loglik(
+                    within_variability, between_variability, hyper["mu"], hyper["sigma"], **stats
+                )
+                pm.Potential("y_est", loglik)
+                return model
             hyper_mu = prior("hyper_mu", priors["hyper_mu"])
             within_variability = prior("within_variability", priors["within_variability"])
             between_variability = prior("between_variability", priors["between_variability"])
@@ -105,11 +143,20 @@ def build(
     return model
 
 
-def draw_site_means(posterior, data: Grouped, rng: np.random.Generator) -> np.ndarray:
-    """Exact conditional draws of the site means mu given (hyper_mu, within, between) and the data."""
-    hyper_mu = posterior["hyper_mu"].values[..., None]
+def draw_integrated(posterior, data: Grouped, priors: dict, rng: np.random.Generator) -> dict[str, tuple]:
+    """Exact conditional draws of what the marginal parameterization integrated out, as (dims, values):
+    hyper_mu given the two scales (where it was integrated out), then the site means mu given all three."""
     within = posterior["within_variability"].values[..., None]
     between = posterior["between_variability"].values[..., None]
+    drawn = {}
+    if "hyper_mu" in posterior:
+        hyper_mu = posterior["hyper_mu"].values
+    else:
+        spec = priors["hyper_mu"]
+        precision, mean = _hyper_mu_conditional(within, between, spec["mu"], spec["sigma"], data.n, data.ybar, np)
+        hyper_mu = mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
+        drawn["hyper_mu"] = (("chain", "draw"), hyper_mu)
     precision = data.n / within**2 + 1 / between**2
-    mean = (data.n * data.ybar / within**2 + hyper_mu / between**2) / precision
-    return mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
+    mean = (data.n * data.ybar / within**2 + hyper_mu[..., None] / between**2) / precision
+    drawn["mu"] = (("chain", "draw", "site"), mean + rng.standard_normal(mean.shape) / np.sqrt(precision))
+    return drawn

@@ -82,13 +82,7 @@ def compile_nutpie(model: pm.Model, backend: str = "numba"):
         return _compile_numba(model)
     if backend != "pytensor":
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
-    n_dim, _, logp_fn, expand_fn, initial_point_fn, shape_info, reparameterized = _make_functions(
-        model,
-        mode="FAST_RUN",
-        compute_grad=True,
-        join_expanded=False,
-        pymc_initial_point_fn=_initial_point(model),
-    )
+    n_dim, _, logp_fn, expand_fn, initial_point_fn, shape_info, reparameterized = _functions(model, "FAST_RUN", False)
     names, _, shapes = shape_info
     logp, expand = _direct_call(logp_fn), _direct_call(expand_fn)
 
@@ -120,13 +114,18 @@ def compile_nutpie(model: pm.Model, backend: str = "numba"):
     )
 
 
-def _initial_point(model: pm.Model):
-    """PyMC's initial points, jittered; locked, as chains start in parallel threads and PyTensor
-    functions are not thread-safe."""
-    return _wrap_with_lock(
-        make_initial_point_fn(
-            model=model, jitter_rvs=set(model.free_RVs), return_transformed=True, default_strategy="support_point"
-        )
+def _functions(model: pm.Model, mode: str, join_expanded: bool):
+    """nutpie's compiled log density with gradient, expansion to the stored variables, and jittered
+    initial points (locked: chains start in parallel threads, PyTensor functions are not thread-safe)."""
+    initial_point = make_initial_point_fn(
+        model=model, jitter_rvs=set(model.free_RVs), return_transformed=True, default_strategy="support_point"
+    )
+    return _make_functions(
+        model,
+        mode=mode,
+        compute_grad=True,
+        join_expanded=join_expanded,
+        pymc_initial_point_fn=_wrap_with_lock(initial_point),
     )
 
 
@@ -134,12 +133,8 @@ def _compile_numba(model: pm.Model) -> CompiledPyMCModel:
     """nutpie's numba interface with callbacks numba caches on disk. The data are frozen into the
     graph as constants, so the callbacks need no pointers to it and a cached one is reused as is."""
     model = freeze_dims_and_data(model)
-    n_dim, n_expanded, logp_fn, expand_fn, initial_point_fn, shape_info, reparameterized = _make_functions(
-        model,
-        mode="NUMBA",
-        compute_grad=True,
-        join_expanded=True,
-        pymc_initial_point_fn=_initial_point(model),
+    n_dim, n_expanded, logp_fn, expand_fn, initial_point_fn, shape_info, reparameterized = _functions(
+        model, "NUMBA", True
     )
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
     return CompiledPyMCModel(

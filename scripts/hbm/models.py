@@ -42,30 +42,33 @@ def marginal_loglik(hyper_mu, within, between, n, ybar, ss):
     """The per-row log density with each site mean integrated out against N(hyper_mu, between)."""
     total_sd = pt.sqrt(between**2 + within**2 / n)
     site_mean_term = -0.5 * LOG_2PI - pt.log(total_sd) - (ybar - hyper_mu) ** 2 / (2 * total_sd**2)
-    within_term = -(n - 1) * (0.5 * LOG_2PI + pt.log(within)) - ss / (2 * within**2) - 0.5 * pt.log(n)
-    return pt.sum(site_mean_term + within_term)
+    return pt.sum(site_mean_term) + _within_site_loglik(within, n, ss)
 
 
 def population_loglik(within, between, prior_mu, prior_sigma, n, ybar, ss):
     """`marginal_loglik` with hyper_mu also integrated out against its prior N(prior_mu, prior_sigma)."""
-    precision, mean = _hyper_mu_conditional(within, between, prior_mu, prior_sigma, n, ybar, pt)
-    site_precision = 1 / (between**2 + within**2 / n)
+    site_precision, precision, mean = _hyper_mu_conditional(within, between, prior_mu, prior_sigma, n, ybar, pt)
     # log of the integral over hyper_mu, with the quadratic form centred on its conditional mean
     site_mean_term = 0.5 * pt.sum(pt.log(site_precision)) - 0.5 * (n.shape[0] * LOG_2PI + pt.log(precision))
     site_mean_term -= pt.log(prior_sigma) + 0.5 * (
         pt.sum(site_precision * (ybar - mean) ** 2) + (prior_mu - mean) ** 2 / prior_sigma**2
     )
-    within_term = -(n - 1) * (0.5 * LOG_2PI + pt.log(within)) - ss / (2 * within**2) - 0.5 * pt.log(n)
-    return site_mean_term + pt.sum(within_term)
+    return site_mean_term + _within_site_loglik(within, n, ss)
+
+
+def _within_site_loglik(within, n, ss):
+    """What the rows add, beyond the density of each site's mean: their spread about that mean."""
+    return pt.sum(-(n - 1) * (0.5 * LOG_2PI + pt.log(within)) - ss / (2 * within**2) - 0.5 * pt.log(n))
 
 
 def _hyper_mu_conditional(within, between, prior_mu, prior_sigma, n, ybar, xp):
-    """Precision and mean of hyper_mu given the two scales and the data (site means integrated out);
-    `xp` is numpy or pytensor.tensor, and the site axis is the last."""
+    """Each site mean's precision about hyper_mu (site means integrated out), and the precision and
+    mean of hyper_mu given the two scales and the data; `xp` is numpy or pytensor.tensor, and the
+    site axis is the last."""
     site_precision = 1 / (between**2 + within**2 / n)
     precision = 1 / prior_sigma**2 + xp.sum(site_precision, axis=-1)
     mean = (prior_mu / prior_sigma**2 + xp.sum(site_precision * ybar, axis=-1)) / precision
-    return precision, mean
+    return site_precision, precision, mean
 
 
 def integrates_hyper_mu(priors: dict) -> bool:
@@ -102,23 +105,19 @@ def build(
             sigma = prior("sigma", priors["sigma"], dims="site")
             site_mu, site_sigma = mu, sigma
         elif name == "partial_pooling":
-            if parameterization == "marginal" and integrates_hyper_mu(priors):
-                within_variability = prior("within_variability", priors["within_variability"])
-                between_variability = prior("between_variability", priors["between_variability"])
-                hyper = priors["hyper_mu"]
-                loglik = population_loglik(
-                    within_variability, between_variability, hyper["mu"], hyper["sigma"], **stats
-                )
-                pm.Potential("y_est", loglik)
-                return model
-            hyper_mu = prior("hyper_mu", priors["hyper_mu"])
+            integrated = parameterization == "marginal" and integrates_hyper_mu(priors)
+            hyper_mu = None if integrated else prior("hyper_mu", priors["hyper_mu"])
             within_variability = prior("within_variability", priors["within_variability"])
             between_variability = prior("between_variability", priors["between_variability"])
             if parameterization == "marginal":
-                pm.Potential(
-                    "y_est",
-                    marginal_loglik(hyper_mu, within_variability, between_variability, **stats),
+                scales = (within_variability, between_variability)
+                hyper = priors["hyper_mu"]
+                loglik = (
+                    population_loglik(*scales, hyper["mu"], hyper["sigma"], **stats)
+                    if integrated
+                    else marginal_loglik(hyper_mu, *scales, **stats)
                 )
+                pm.Potential("y_est", loglik)
                 return model
             if parameterization == "noncentered":
                 mu_offset = pm.Normal("mu_offset", 0.0, 1.0, dims="site")
@@ -153,7 +152,7 @@ def draw_integrated(posterior, data: Grouped, priors: dict, rng: np.random.Gener
         hyper_mu = posterior["hyper_mu"].values
     else:
         spec = priors["hyper_mu"]
-        precision, mean = _hyper_mu_conditional(within, between, spec["mu"], spec["sigma"], data.n, data.ybar, np)
+        _, precision, mean = _hyper_mu_conditional(within, between, spec["mu"], spec["sigma"], data.n, data.ybar, np)
         hyper_mu = mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
         drawn["hyper_mu"] = (("chain", "draw"), hyper_mu)
     precision = data.n / within**2 + 1 / between**2

@@ -32,9 +32,9 @@ BACKENDS = ("numba", "pytensor")
 
 # The C callbacks nutpie calls for every gradient and every kept draw (its numba interface). They
 # wrap PyTensor's numba function of the model, and are compiled from this source so that numba can
-# cache them on disk beside PyTensor's own functions.
+# cache them on disk beside PyTensor's own functions. Each defines `callback`.
 _LOGP_SOURCE = """
-def logp_and_grad(dim, x_, grad_, logp_, user_data_):
+def callback(dim, x_, grad_, logp_, user_data_):
     if dim != N_DIM:
         return -1
     try:
@@ -55,7 +55,7 @@ def logp_and_grad(dim, x_, grad_, logp_, user_data_):
     return 0
 """
 _EXPAND_SOURCE = """
-def expand_draw(dim, n_expanded, x_, out_, user_data_):
+def callback(dim, n_expanded, x_, out_, user_data_):
     if dim != N_DIM or n_expanded != N_EXPANDED:
         return -1
     try:
@@ -170,8 +170,8 @@ def _cached_callback(source: str, signature, function, **constants):
         else hashlib.sha256(f"{source}{inner_key}{sorted(constants.items())}".encode()).hexdigest()
     )
     env = {"__name__": __name__, "carray": numba.carray, "np": np, "model_function": inner, **constants}
-    name = source.split("def ", 1)[1].split("(", 1)[0]
-    return numba.cfunc(signature, cache=key is not None)(compile_numba_function_src(source, name, env, cache_key=key))
+    python_function = compile_numba_function_src(source, "callback", env, cache_key=key)
+    return numba.cfunc(signature, cache=key is not None)(python_function)
 
 
 def _direct_call(function):

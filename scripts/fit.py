@@ -29,19 +29,19 @@ def fit(data_path, out_path, name: str, selection: str, config: dict, cores: int
     data = io.read_grouped(data_path, config["outcome"], config["group"])
     spec = config["models"][name]
     settings = sampling.settings_for(config, name)
-    parameterization = spec.get("parameterization", "marginal") if name == "partial_pooling" else "none"
+    parameterization = models.parameterization_of(name, spec)
     log.info("fitting %s to %s: %d rows in %d sites, %s", name, selection, len(data.y), len(data.sites), settings)
 
     start = time.perf_counter()
-    model = models.build(name, data, spec["priors"], spec.get("parameterization", "marginal"))
+    model = models.build(name, data, spec["priors"], parameterization)
     tree = sampling.sample(model, settings, cores)
     seconds = time.perf_counter() - start
     posterior = tree["posterior"].to_dataset()
     drawn_after = {}
-    if name == "partial_pooling" and parameterization == "marginal":
+    if parameterization == "marginal":
         rng = io.rng_for(settings["seed"], selection, name, "mu")
-        drawn_after = models.draw_integrated(posterior, data, spec["priors"], rng)
-        posterior = posterior.assign(drawn_after)[list(models.PARTIAL_POOLING_PARAMETERS)]
+        drawn_after = models.draw_integrated(name, posterior, data, spec["priors"], rng)
+        posterior = posterior.assign(drawn_after)[list(models.PARAMETERS[name])]
     posterior = posterior.assign_coords(site=data.sites)
 
     level = pointwise.pointwise_level(config, posterior.sizes["chain"] * posterior.sizes["draw"], len(data.y))

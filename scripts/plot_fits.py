@@ -19,8 +19,7 @@ def plot_fits(data_path, posteriors: dict, outdir, selection: str, config: dict,
     data = io.read_grouped(data_path, config["outcome"], config["group"])
     trees = {name: io.read_tree(path) for name, path in posteriors.items()}
     for name, tree in trees.items():
-        spec = config["models"][name]
-        model = models.build(name, data, spec["priors"], spec.get("parameterization", "marginal"))
+        model = models.build_from_spec(name, data, config["models"][name])
         with io.atomic_path(outdir / name / "graph.png") as tmp:
             tmp.write_bytes(pm.model_to_graphviz(model).pipe(format="png"))
         parameters = reported_parameters(tree["posterior"])

@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 DATA = Path(
     os.environ.get("HBM_TEST_DATA", ROOT.parent / "shared" / "data" / "Data_Sum_HPP_Multi_Site_Share.csv")
 ).resolve()
+RADON = Path(os.environ.get("HBM_TEST_RADON", ROOT.parent / "shared" / "data" / "radon" / "radon.csv")).resolve()
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 CACHE = ROOT / ".cache"  # compile caches shared by test runs (each job still has its own folder)
 FIRST5 = ["Southampton", "METU", "Kassel", "Tsinghua", "Oslo"]

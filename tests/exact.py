@@ -45,13 +45,18 @@ def single_normal(y, m0, s0, rate, points=20001):
 
     sigma = _scale_grid(log_post, 1e-6, 10 * y.std() + 50, points)
     logp = log_post(sigma)
+    logp[[0, -1]] -= np.log(2)  # trapezoid rule: with one row, σ's density does not vanish at 0
     w = np.exp(logp - logsumexp(logp))
     mean_mu = _normal_model_given_sigma(n, ybar, ss, m0, s0, sigma)[1]
     return {"mu": float(w @ mean_mu), "sigma": float(w @ sigma)}
 
 
-def partial_pooling(groups, m0, s0, rate_within, rate_between, points=(1201, 1601)):
-    """Posterior means of hyper_mu, within_variability, between_variability and each site's mu."""
+def partial_pooling(groups, m0, s0, rate_within, rate_between, points=(801, 801), chunk=40):
+    """Posterior means of hyper_mu, within_variability, between_variability and each site's mu.
+
+    A grid over (σ_y, σ_μ), each axis concentrated where the posterior holds its mass; hyper_mu and
+    the site means are integrated in closed form. Rows of the grid are processed `chunk` at a time, so
+    memory stays small for many sites."""
     n = np.array([len(g) for g in groups], float)
     ybar = np.array([np.mean(g) for g in groups])
     ss = np.array([((np.asarray(g) - np.mean(g)) ** 2).sum() for g in groups])
@@ -71,18 +76,28 @@ def partial_pooling(groups, m0, s0, rate_within, rate_between, points=(1201, 160
         )
         return log_lik - rate_within * within[..., 0] - rate_between * between[..., 0], mean_h
 
-    pooled_sd = np.sqrt(ss.sum() / n.sum())
-    within_axis = _scale_grid(lambda w: log_post(w, np.full_like(w, 1.0))[0], 1e-3, 5 * pooled_sd + 10, points[0])
-    between_axis = np.linspace(0, 1, points[1])[1:] * (np.ptp(ybar) * 4 + 10)
+    pooled_sd = np.sqrt(ss.sum() / max(n.sum() - len(n), 1))
+    between_guess = max(np.std(ybar), 1e-3)
+    within_axis = _scale_grid(
+        lambda w: log_post(w, np.full_like(w, between_guess))[0], 1e-3, 5 * pooled_sd + 10, points[0]
+    )
+    within_mode = within_axis[np.argmax(log_post(within_axis, np.full_like(within_axis, between_guess))[0])]
+    between_axis = _scale_grid(
+        lambda b: log_post(np.full_like(b, within_mode), b)[0], 1e-6, np.ptp(ybar) * 4 + 10, points[1]
+    )
     within, between = np.meshgrid(within_axis, between_axis, indexing="ij")
     logp, mean_h = log_post(within, between)
+    logp[:, [0, -1]] -= np.log(2)  # trapezoid rule: σ_μ's density need not vanish at 0, the grid's edge
     w = np.exp(logp - logsumexp(logp))
     assert w[:, -1].sum() < 1e-9 and w[[0, -1], :].sum() < 1e-9, "grid does not cover the posterior"
-    site_precision = n / within[..., None] ** 2 + 1 / between[..., None] ** 2
-    mean_mu = (n * ybar / within[..., None] ** 2 + mean_h[..., None] / between[..., None] ** 2) / site_precision
+    mu = np.zeros(len(n))
+    for rows in np.array_split(np.arange(len(within_axis)), max(1, len(within_axis) // chunk)):
+        wi, bi, hi = within[rows][..., None], between[rows][..., None], mean_h[rows][..., None]
+        site_precision = n / wi**2 + 1 / bi**2
+        mu += np.einsum("ij,ijk->k", w[rows], (n * ybar / wi**2 + hi / bi**2) / site_precision)
     return {
         "hyper_mu": float((w * mean_h).sum()),
         "within_variability": float((w * within).sum()),
         "between_variability": float((w * between).sum()),
-        "mu": np.einsum("ij,ijk->k", w, mean_mu),
+        "mu": mu,
     }

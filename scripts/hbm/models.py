@@ -5,6 +5,12 @@ deviations), which give exactly the per-row log density, so one gradient costs O
 O(rows). `likelihood="rows"` builds the lecture's per-row form instead (used to check the
 sufficient form, and by the benchmark as the lecture's code).
 
+No pooling has two parameterizations:
+- ``centered``: mu[site] and sigma[site] sampled together, the lecture's per-site form;
+- ``marginal``: each site mean is integrated out against its Normal prior, the sampler explores
+  sigma[site] only, and the fit draws mu[site] afterwards from its exact conditional Normal. A site
+  with one or two rows then has no funnel between its mean and its sd.
+
 Partial pooling has three parameterizations:
 - ``centered``: mu ~ N(hyper_mu, between_variability), the lecture's form;
 - ``noncentered``: mu = hyper_mu + between_variability * mu_offset, mu_offset ~ N(0, 1);
@@ -24,7 +30,17 @@ from hbm.pointwise import LOG_2PI
 
 MODELS = ("complete_pooling", "no_pooling", "partial_pooling")
 PARAMETERIZATIONS = ("centered", "noncentered", "marginal")
-PARTIAL_POOLING_PARAMETERS = ("hyper_mu", "within_variability", "between_variability", "mu")  # the lecture's order
+# Each model's parameters in the lecture's order, and the parameterizations it offers (default first).
+PARAMETERS = {
+    "complete_pooling": ("mu", "sigma"),
+    "no_pooling": ("mu", "sigma"),
+    "partial_pooling": ("hyper_mu", "within_variability", "between_variability", "mu"),
+}
+OFFERED = {
+    "complete_pooling": ("centered",),
+    "no_pooling": ("marginal", "centered"),
+    "partial_pooling": ("marginal", "noncentered", "centered"),
+}
 
 
 def prior(name: str, spec: dict, **kwargs):
@@ -76,17 +92,35 @@ def integrates_hyper_mu(priors: dict) -> bool:
     return priors["hyper_mu"]["dist"] == "Normal"
 
 
+def parameterization_of(name: str, spec: dict) -> str:
+    """The parameterization a model is fitted with: its configured one, else its default. No pooling's
+    `marginal` needs a Normal prior on mu (conjugate); with another it is fitted `centered`."""
+    chosen = spec.get("parameterization", OFFERED[name][0])
+    if name == "no_pooling" and chosen == "marginal" and spec["priors"]["mu"]["dist"] != "Normal":
+        return "centered"
+    return chosen
+
+
+def build_from_spec(name: str, data: Grouped, spec: dict) -> pm.Model:
+    """The model `name` as its config entry `spec` (priors, parameterization) describes it."""
+    return build(name, data, spec["priors"], parameterization_of(name, spec))
+
+
 def build(
     name: str,
     data: Grouped,
     priors: dict,
-    parameterization: str = "marginal",
+    parameterization: str | None = None,
     likelihood: str = "sufficient",
 ) -> pm.Model:
-    """The PyMC model `name` for `data`; `priors` maps each parameter to its config prior."""
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(f"unknown parameterization {parameterization!r}; known: {', '.join(PARAMETERIZATIONS)}")
-    if likelihood == "rows" and name == "partial_pooling" and parameterization == "marginal":
+    """The PyMC model `name` for `data`; `priors` maps each parameter to its config prior; the
+    parameterization defaults to the model's own default."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    parameterization = parameterization or OFFERED[name][0]
+    if parameterization not in OFFERED[name]:
+        raise ValueError(f"{name} has no parameterization {parameterization!r}; known: {', '.join(OFFERED[name])}")
+    if likelihood == "rows" and parameterization == "marginal":
         raise ValueError("the per-row likelihood needs the site means: use 'centered' or 'noncentered'")
     coords = {"site": data.sites, "obs_id": data.obs_id}
     with pm.Model(coords=coords) as model:
@@ -101,8 +135,12 @@ def build(
             sigma = prior("sigma", priors["sigma"])
             site_mu, site_sigma = mu, sigma
         elif name == "no_pooling":
-            mu = prior("mu", priors["mu"], dims="site")
             sigma = prior("sigma", priors["sigma"], dims="site")
+            if parameterization == "marginal":
+                location = priors["mu"]
+                pm.Potential("y_est", marginal_loglik(location["mu"], sigma, location["sigma"], **stats))
+                return model
+            mu = prior("mu", priors["mu"], dims="site")
             site_mu, site_sigma = mu, sigma
         elif name == "partial_pooling":
             integrated = parameterization == "marginal" and integrates_hyper_mu(priors)
@@ -125,8 +163,6 @@ def build(
             else:
                 mu = pm.Normal("mu", hyper_mu, between_variability, dims="site")
             site_mu, site_sigma = mu, within_variability
-        else:
-            raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
 
         if likelihood == "rows":
             row = (lambda v: v[site_idx]) if name != "complete_pooling" else (lambda v: v)
@@ -142,9 +178,14 @@ def build(
     return model
 
 
-def draw_integrated(posterior, data: Grouped, priors: dict, rng: np.random.Generator) -> dict[str, tuple]:
-    """Exact conditional draws of what the marginal parameterization integrated out, as (dims, values):
-    hyper_mu given the two scales (where it was integrated out), then the site means mu given all three."""
+def draw_integrated(name: str, posterior, data: Grouped, priors: dict, rng: np.random.Generator) -> dict[str, tuple]:
+    """Exact conditional draws of what the marginal parameterization integrated out, as (dims, values).
+    No pooling: each site mean given its sd. Partial pooling: hyper_mu given the two scales (where it
+    was integrated out), then the site means mu given all three."""
+    if name == "no_pooling":
+        location = priors["mu"]
+        sigma = posterior["sigma"].values
+        return {"mu": (("chain", "draw", "site"), _site_means(sigma, location["mu"], location["sigma"], data, rng))}
     within = posterior["within_variability"].values[..., None]
     between = posterior["between_variability"].values[..., None]
     drawn = {}
@@ -155,7 +196,13 @@ def draw_integrated(posterior, data: Grouped, priors: dict, rng: np.random.Gener
         _, precision, mean = _hyper_mu_conditional(within, between, spec["mu"], spec["sigma"], data.n, data.ybar, np)
         hyper_mu = mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
         drawn["hyper_mu"] = (("chain", "draw"), hyper_mu)
-    precision = data.n / within**2 + 1 / between**2
-    mean = (data.n * data.ybar / within**2 + hyper_mu[..., None] / between**2) / precision
-    drawn["mu"] = (("chain", "draw", "site"), mean + rng.standard_normal(mean.shape) / np.sqrt(precision))
+    drawn["mu"] = (("chain", "draw", "site"), _site_means(within, hyper_mu[..., None], between, data, rng))
     return drawn
+
+
+def _site_means(within, prior_mean, prior_sd, data: Grouped, rng) -> np.ndarray:
+    """Draws of each site mean from its Normal conditional given the site's rows (sd `within`) and its
+    Normal prior N(prior_mean, prior_sd); the site axis is the last."""
+    precision = data.n / within**2 + 1 / prior_sd**2
+    mean = (data.n * data.ybar / within**2 + prior_mean / prior_sd**2) / precision
+    return mean + rng.standard_normal(mean.shape) / np.sqrt(precision)

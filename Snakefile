@@ -21,6 +21,7 @@ report: "workflow/report/workflow.rst"
 localrules:
     all,
     subset,
+    convergence_gate,
 
 
 rule all:

@@ -1,5 +1,7 @@
 """Fit the models to one selection: per model the posterior, sampler statistics, data and pointwise
-log-likelihood, then the posterior predictive draws of every row, computed from the draws."""
+log-likelihood, then the posterior predictive draws of every row, computed from the draws. A model
+that fails the convergence gate is written all the same, marked as failed: the gate step at the end
+of the run decides what that means (config `convergence.on_failure`)."""
 
 import logging
 import os
@@ -10,8 +12,7 @@ if "snakemake" in globals():  # before PyTensor is imported: the job's own compi
 
 import xarray as xr  # noqa: E402
 
-from hbm import io, models, pointwise, sampling  # noqa: E402
-from hbm.errors import ConvergenceError  # noqa: E402
+from hbm import gate, io, models, pointwise, sampling  # noqa: E402
 
 
 def fit_selection(
@@ -47,6 +48,7 @@ def fit(data_path, out_path, name: str, selection: str, config: dict, cores: int
     level = pointwise.pointwise_level(config, posterior.sizes["chain"] * posterior.sizes["draw"], len(data.y))
     divergences = int(tree["sample_stats"]["diverging"].sum())
     gate_failures = _gate(posterior.drop_vars(list(drawn_after)), divergences, config["convergence"])
+    causes = gate.likely_causes(gate_failures, parameterization, data, spec["priors"], settings, config["convergence"])
     attrs = io.provenance(
         config,
         model=name,
@@ -64,6 +66,7 @@ def fit(data_path, out_path, name: str, selection: str, config: dict, cores: int
         sampling_seconds=round(seconds, 3),
         divergences=divergences,
         convergence_failures=gate_failures,
+        likely_causes=causes,
     )
     result = xr.DataTree.from_dict(
         {
@@ -85,10 +88,7 @@ def fit(data_path, out_path, name: str, selection: str, config: dict, cores: int
     result.attrs.update(attrs)
     log.info("sampled in %.1f s with %d divergences; log-likelihood stored per %s", seconds, divergences, level)
     if gate_failures:
-        message = f"{name} on {selection} failed the convergence gate: " + "; ".join(gate_failures)
-        if config["convergence"]["on_failure"] == "stop":
-            raise ConvergenceError(message)
-        log.warning(message)
+        log.warning("%s on %s failed the convergence gate: %s", name, selection, "; ".join(gate_failures + causes))
     io.write_tree(result, out_path)
     if predictive_path:
         io.write_tree(_posterior_predictive(posterior, name, selection, data, config, attrs), predictive_path)
@@ -102,14 +102,14 @@ def _posterior_predictive(posterior, name, selection, data, config, attrs) -> xr
     return io.draws_with_observed("posterior_predictive", predictive, data.y, data.obs_id, attrs)
 
 
-def _gate(posterior: xr.Dataset, divergences: int, gate: dict) -> list[str]:
+def _gate(posterior: xr.Dataset, divergences: int, thresholds: dict) -> list[str]:
     """The convergence gate on the sampled parameters. What the marginal parameterization draws after
     sampling from its exact conditional (site means, and hyper_mu) is independent given those, and
     is left out."""
     from arviz_stats import summary
 
     table = summary(posterior, kind="diagnostics", round_to="none")
-    return sampling.convergence_failures(table, divergences, gate)
+    return sampling.convergence_failures(table, divergences, thresholds)
 
 
 if __name__ == "__main__" and "snakemake" in globals():

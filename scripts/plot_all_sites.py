@@ -1,26 +1,33 @@
-"""Boxplot of the outcome for every group in the data."""
-
-import matplotlib.pyplot as plt
-import seaborn as sns
+"""Every group of the data: box plots sorted by median, or group means by size past the label limit."""
 
 from hbm import data as hdata
 from hbm import io, plotting
 
 
 def plot_all_sites(data_path, out_path, config: dict, log_path=None):
-    """Boxplot of the outcome for every group in the data, in order of median."""
+    """Box plots of the outcome for every group in the data, in order of median."""
     log = io.setup_logging(log_path)
     outcome, group, options = config["outcome"], config["group"], config["plots"]
     plotting.style(options)
     frame = hdata.read_table(data_path, outcome, group).dropna(subset=[outcome])
-    order = frame.groupby(group)[outcome].median().sort_values().index.tolist()
-    fig, ax = plt.subplots(figsize=options["wide_figsize"])
-    sns.boxplot(data=frame, x=group, y=outcome, order=order, ax=ax, color="C0", fliersize=2)
-    counts = frame[group].value_counts()
-    ax.set_xticks(range(len(order)), [f"{site}\n(n={counts[site]})" for site in order], rotation=45, ha="right")
-    ax.set_title(f"{outcome} by {group}, all {len(order)} groups ({len(frame)} rows)")
+    fig = all_groups(frame, outcome, group, options)
     plotting.save(fig, out_path)
-    log.info("plotted %d groups", len(order))
+    log.info("plotted %d groups", frame[group].nunique())
+
+
+def all_groups(frame, outcome: str, group: str, options: dict):
+    """Box plots by group sorted by median, or group means by size past the label limit."""
+    order = frame.groupby(group)[outcome].median().sort_values().index.tolist()
+    title = f"{outcome} by {group}, all {len(order):,} groups ({len(frame):,} rows)"
+    if len(order) > plotting.LABEL_LIMIT:
+        fig, ax = plotting.figure(options, wide=True)
+        plotting.group_means_by_size(ax, frame, outcome, group)
+        ax.set_title(f"{title}:\ngroup means by group size", fontsize="medium")
+        return fig
+    fig, ax = plotting.figure(options, groups=len(order), wide=len(order) <= plotting.FEW)
+    note = plotting.boxes_by_group(ax, frame, outcome, group, order)
+    ax.set_title(f"{title}, sorted by median\n{note}", fontsize="medium")
+    return fig
 
 
 if __name__ == "__main__" and "snakemake" in globals():

@@ -1,13 +1,19 @@
 """Figures of one selection's posteriors: per model the model graph and trace plot, then the site
-means of the three models side by side (forest plot)."""
+means of the models side by side (forest plot)."""
 
+import json
 from pathlib import Path
 
 import arviz_plots as azp
+import numpy as np
+import pandas as pd
 import pymc as pm
+from arviz_stats import ess, hdi
 
 from hbm import io, models, plotting
-from hbm.tables import reported_parameters
+from hbm.tables import SAMPLE, reported_parameters
+
+TRACE_SITES = 8  # per-site parameters in a trace plot: the sites with the lowest bulk ESS
 
 
 def plot_fits(data_path, posteriors: dict, outdir, selection: str, config: dict, log_path=None):
@@ -18,37 +24,54 @@ def plot_fits(data_path, posteriors: dict, outdir, selection: str, config: dict,
     outdir = Path(outdir)
     data = io.read_grouped(data_path, config["outcome"], config["group"])
     trees = {name: io.read_tree(path) for name, path in posteriors.items()}
+    labels = {name: plotting.model_label(name, json.loads(tree.attrs["convergence_failures"])) for name, tree in trees.items()}
     for name, tree in trees.items():
         model = models.build_from_spec(name, data, config["models"][name])
         with io.atomic_path(outdir / name / "graph.png") as tmp:
             tmp.write_bytes(pm.model_to_graphviz(model).pipe(format="png"))
-        parameters = reported_parameters(tree["posterior"])
-        pc = azp.plot_trace_dist(
-            tree,
-            var_names=parameters,
-            compact=True,
-            backend="matplotlib",
-            figure_kwargs={
-                "figsize": (options["wide_figsize"][0], 1.5 + 2.2 * len(parameters)),
-                "layout": "constrained",
-            },
-        )
-        pc.viz["figure"].item().suptitle(f"{plotting.MODEL_LABELS[name]} ({selection}): trace")
-        plotting.save(pc.viz["figure"].item(), outdir / name / "trace.png")
+        plotting.save(trace(tree["posterior"].to_dataset(), f"{labels[name]} ({selection})", options), outdir / name / "trace.png")
 
-    pc = azp.plot_forest(
-        {plotting.MODEL_LABELS[name]: tree for name, tree in trees.items()},
-        var_names=["mu"],
-        combined=True,
-        ci_kind="hdi",
-        ci_probs=[0.5, 0.94],
-        backend="matplotlib",
-        figure_kwargs={"figsize": options["figsize"]},
-    )
-    pc.add_legend("model", loc="upper center", bbox_to_anchor=(0.5, 1.0), ncols=len(trees), frameon=False)
-    pc.viz["figure"].item().suptitle(f"Site means mu under the three models ({selection}); 50% and 94% HDI", y=1.06)
-    plotting.save(pc.viz["figure"].item(), outdir / "figures" / "forest.png")
+    summaries = {labels[name]: site_mean_summary(tree["posterior"].to_dataset()) for name, tree in trees.items()}
+    population = float(trees["partial_pooling"]["posterior"]["hyper_mu"].mean()) if "partial_pooling" in trees else None
+    counts = pd.Series(data.n, index=data.sites)
+    title = f"Site means under the models ({selection})"
+    plotting.save(plotting.forest(summaries, counts, title, options, population), outdir / "figures" / "forest.png")
     log.info("plotted graphs, traces and forest plots of %d models of %s", len(trees), selection)
+
+
+def site_mean_summary(posterior) -> pd.DataFrame:
+    """Posterior mean and 50% and 94% HDI of mu, one row per site (one row if mu has no site)."""
+    mu = posterior["mu"]
+    table = {"mean": mu.mean(SAMPLE).values}
+    for prob in (0.5, 0.94):
+        bounds = hdi(mu, prob=prob, dim=list(SAMPLE))
+        for side in ("lower", "upper"):
+            table[f"hdi{round(prob * 100)}_{side}"] = bounds.sel(ci_bound=side).values
+    index = mu["site"].values if "site" in mu.dims else ["(all)"]
+    return pd.DataFrame({key: np.atleast_1d(value) for key, value in table.items()}, index=index)
+
+
+def trace(posterior, title: str, options: dict):
+    """The lecture's trace plot (densities and draws per chain); per-site parameters only for the
+    TRACE_SITES sites with the lowest bulk ESS when there are more (all are in summary.csv)."""
+    parameters = reported_parameters(posterior)
+    sites = posterior["site"].values
+    per_site = [name for name in parameters if "site" in posterior[name].dims]
+    coords, note = {}, ""
+    if len(sites) > TRACE_SITES and per_site:
+        worst = ess(posterior[per_site], method="bulk").to_array().min("variable").values
+        coords = {"site": list(sites[np.argsort(worst, kind="stable")[:TRACE_SITES]])}
+        note = f"; per-site parameters: the {TRACE_SITES} of {len(sites):,} sites with the lowest bulk ESS"
+    pc = azp.plot_trace_dist(
+        posterior.sel(coords) if coords else posterior,
+        var_names=parameters,
+        compact=True,
+        backend="matplotlib",
+        figure_kwargs={"figsize": (options["wide_figsize"][0], 1.6 + 2.2 * len(parameters)), "layout": "constrained"},
+    )
+    fig = pc.viz["figure"].item()
+    fig.suptitle(f"{title}: trace{note}", fontsize="medium")
+    return fig
 
 
 if __name__ == "__main__" and "snakemake" in globals():

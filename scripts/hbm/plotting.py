@@ -1,10 +1,18 @@
-"""Figures shared by the plotting steps: one palette per site, one way to save."""
+"""Figures shared by the plotting steps, readable from 2 to thousands of groups.
+
+Up to `FEW` groups the figures keep the lecture's forms (one colour per group, per-row plots). Past
+that they switch to forms that scale: groups on the vertical axis sorted by estimate, summaries of
+per-row plots by group, group means against group size. Every group is labelled up to
+`LABEL_LIMIT` groups (the figure grows with them); past that labels are left out on purpose and the
+title says so. Legends sit outside the axes, so they never cover data.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -19,6 +27,11 @@ MODEL_LABELS = {
     "no_pooling": "no pooling",
     "partial_pooling": "partial pooling",
 }
+MODEL_COLOURS = {"complete_pooling": "C1", "no_pooling": "C2", "partial_pooling": "C0"}
+FEW = 12
+LABEL_LIMIT = 100
+SMALL_GROUP = 2  # groups with this many rows or fewer are marked
+INCH_PER_GROUP = 0.17
 
 
 def style(options: dict) -> None:
@@ -27,30 +40,111 @@ def style(options: dict) -> None:
 
 
 def palette(sites: list[str], options: dict) -> dict[str, tuple]:
-    """The same colour for a site in every figure."""
-    return dict(zip(sites, sns.color_palette(options.get("palette", "tab10"), len(sites))))
+    """A colour per site, the same in every figure and never shared: a palette with fewer colours
+    than sites (tab10 has ten) gives way to evenly spaced hues."""
+    colours = sns.color_palette(options.get("palette", "tab10"), len(sites))
+    if len(set(colours)) < len(sites):
+        colours = sns.color_palette("husl", len(sites))
+    return dict(zip(sites, colours))
+
+
+def model_label(name: str, failures: list | None = None) -> str:
+    """A model's name in figures, marked where it failed the convergence gate."""
+    return MODEL_LABELS.get(name, name) + (" (FAILED the convergence gate)" if failures else "")
+
+
+def figure(options: dict, groups: int = 0, wide: bool = False, columns: int = 1, legend: bool = False):
+    """A constrained-layout figure, taller with the number of groups it labels one per row, and wider
+    by a third where a legend sits beside the axes."""
+    width, height = options.get("wide_figsize" if wide else "figsize", (12, 4.5) if wide else (7, 4.5))
+    width *= 4 / 3 if legend else 1
+    if FEW < groups <= LABEL_LIMIT:
+        height = max(height, 1.6 + INCH_PER_GROUP * groups)
+    elif groups > LABEL_LIMIT:
+        height = max(height, 7.0)
+    fig, axes = plt.subplots(1, columns, figsize=(width * (1 if columns == 1 else columns / 1.4), height))
+    fig.set_layout_engine("constrained")
+    return fig, axes
 
 
 def save(fig, path: str | Path) -> None:
     """Save a figure atomically, with metadata that names the software only."""
     with atomic_path(path) as tmp:
-        fig.savefig(
-            tmp, format="png", bbox_inches="tight", metadata={"Software": f"matplotlib {matplotlib.__version__}"}
-        )
+        fig.savefig(tmp, format="png", metadata={"Software": f"matplotlib {matplotlib.__version__}"})
     plt.close(fig)
 
 
+def legend_beside(ax, **kwargs) -> None:
+    """The axes' legend to its right, outside the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False,
+                  borderaxespad=0, **kwargs)
+
+
+def group_labels(ax, positions, names, counts, axis: str = "y") -> str:
+    """Label each group `name (n=…)` up to LABEL_LIMIT groups, groups of SMALL_GROUP rows or fewer in
+    red; past that the labels are left out. Returns a note for the title."""
+    set_ticks = ax.set_yticks if axis == "y" else ax.set_xticks
+    if len(names) > LABEL_LIMIT:
+        set_ticks([])
+        return f"{len(names):,} groups, labels left out (see the tables)"
+    size = "small" if len(names) <= FEW else "x-small" if len(names) <= 60 else 6
+    labels = [f"{name} (n={int(n)})" for name, n in zip(names, counts)]
+    kwargs = {} if axis == "y" else {"rotation": 90 if len(names) > FEW else 30, "ha": "center" if len(names) > FEW else "right"}
+    set_ticks(positions, labels, fontsize=size, **kwargs)
+    ticks = ax.get_yticklabels() if axis == "y" else ax.get_xticklabels()
+    for tick, n in zip(ticks, counts):
+        if n <= SMALL_GROUP:
+            tick.set_color("crimson")
+    return f"{len(names)} groups; red: {SMALL_GROUP} rows or fewer" if (np.asarray(counts) <= SMALL_GROUP).any() else f"{len(names)} groups"
+
+
+def group_means_by_size(ax, frame: pd.DataFrame, outcome: str, group: str) -> None:
+    """Each group's mean against its size, with the overall mean and its ±2 standard error funnel."""
+    stats = frame.groupby(group, sort=False)[outcome].agg(["mean", "size"])
+    overall, sd = frame[outcome].mean(), frame[outcome].std()
+    sizes = np.geomspace(1, stats["size"].max(), 200)
+    ax.fill_between(sizes, overall - 2 * sd / np.sqrt(sizes), overall + 2 * sd / np.sqrt(sizes), color="0.85",
+                    label="overall mean ± 2 sd/√n")
+    ax.axhline(overall, color="0.3", lw=1, label="overall mean")
+    ax.scatter(stats["size"], stats["mean"], s=10 if len(stats) > LABEL_LIMIT else 18, color="C0", alpha=0.7,
+               label="group mean", rasterized=len(stats) > LABEL_LIMIT, zorder=3)
+    size_axis(ax, stats["size"].to_numpy())
+    ax.set_xlabel("rows in the group (log scale)")
+    ax.set_ylabel(f"group mean of {outcome}")
+    legend_beside(ax)
+
+
+def size_axis(ax, sizes) -> None:
+    """A log axis of group sizes labelled with plain whole numbers (1, 2, 5, 10, 20, ...)."""
+    ax.set_xscale("log")
+    top = max(float(np.max(sizes)), 2.0)
+    ticks = [t for t in (m * 10**e for e in range(8) for m in (1, 2, 5)) if t <= top * 1.5]
+    ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlim(0.8, top * 1.5)
+
+
+def boxes_by_group(ax, frame: pd.DataFrame, outcome: str, group: str, order: list[str], colours=None) -> str:
+    """Horizontal box plots of the outcome per group, in `order` from the top; returns the title note."""
+    counts = frame[group].value_counts().reindex(order).to_numpy()
+    kwargs = {"hue": group, "palette": colours, "legend": False} if colours else {"color": "C0"}
+    sns.boxplot(data=frame, x=outcome, y=group, order=order, orient="h", ax=ax, fliersize=1.5, linewidth=0.8, **kwargs)
+    note = group_labels(ax, np.arange(len(order)), order, counts, axis="y")
+    ax.set_xlabel(outcome)
+    ax.set_ylabel("")
+    return note
+
+
 def site_ticks(ax, sites: np.ndarray) -> None:
-    """Label the x axis of a per-observation plot (rows grouped by site) with site names."""
+    """Label the x axis of a per-observation plot (rows grouped by site, at most FEW) with site names."""
     codes, labels = pd.factorize(sites)
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
     ends = np.r_[starts[1:], len(codes)]
-    ax.set_xticks(
-        (starts + ends - 1) / 2,
-        labels,
-        rotation=45 if len(labels) > 6 else 0,
-        ha="right" if len(labels) > 6 else "center",
-    )
+    width_pt = ax.get_position().width * ax.figure.get_figwidth() * 72
+    fits = all((end - start) / len(codes) * width_pt > 6 * len(str(label)) + 6 for start, end, label in zip(starts, ends, labels))
+    ax.set_xticks((starts + ends - 1) / 2, labels, rotation=0 if fits else 90, fontsize="small")
     for boundary in starts[1:]:
         ax.axvline(boundary - 0.5, color="0.8", lw=0.8, zorder=0)
     ax.set_xlim(-0.5, len(codes) - 0.5)
@@ -58,38 +152,117 @@ def site_ticks(ax, sites: np.ndarray) -> None:
 
 
 def ppc_intervals(table: pd.DataFrame, outcome: str, title: str, colours: dict, options: dict):
-    """Per-observation 95% predictive HDIs coloured by site, observed points marked inside/outside."""
-    fig, ax = plt.subplots(figsize=options.get("wide_figsize", (12, 4.5)))
+    """Posterior predictive 95% HDIs against the observed rows: per row up to FEW groups, else per group."""
+    inside = table["inside"].to_numpy(bool)
+    headline = f"{title}: {inside.mean():.1%} of observations inside their 95% predictive HDI"
+    sizes = table["site"].value_counts()
+    if len(sizes) > FEW or sizes.min() < 0.02 * len(table):
+        return _ppc_by_group(table, outcome, headline, options)
+    fig, ax = figure(options, wide=True)
     x = np.arange(len(table))
     ax.vlines(x, table["hdi_lower"], table["hdi_upper"], colors=[colours[s] for s in table["site"]], lw=1.2, alpha=0.7)
-    ax.scatter(
-        x, table["predictive_mean"], marker="_", color="0.15", s=25, lw=1, label="posterior predictive mean", zorder=3
-    )
-    inside = table["inside"].to_numpy(bool)
+    ax.scatter(x, table["predictive_mean"], marker="_", color="0.15", s=25, lw=1, label="posterior predictive mean", zorder=3)
     ax.scatter(x[inside], table["observed"][inside], s=9, color="0.35", label="observed, inside 95% HDI", zorder=4)
-    ax.scatter(
-        x[~inside], table["observed"][~inside], s=14, color="crimson", label="observed, outside 95% HDI", zorder=5
-    )
+    ax.scatter(x[~inside], table["observed"][~inside], s=14, color="crimson", label="observed, outside 95% HDI", zorder=5)
     site_ticks(ax, table["site"].to_numpy())
     ax.set_ylabel(outcome)
-    ax.set_title(f"{title}: {inside.mean():.1%} of observations inside their 95% predictive HDI", pad=24)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize="small", ncol=3, frameon=False)
+    ax.set_title(headline, fontsize="medium")
+    legend_beside(ax)
     return fig
 
 
-def shrinkage(data: pd.DataFrame, means: dict[str, np.ndarray], outcome: str, group: str, options: dict):
-    """Posterior predictive mean per observation under each model, with each site's observed mean."""
-    fig, ax = plt.subplots(figsize=options.get("wide_figsize", (12, 4.5)))
-    x = np.arange(len(data))
-    markers = {"complete_pooling": "s", "no_pooling": "^", "partial_pooling": "o"}
-    for name, mean in means.items():
-        ax.scatter(x, mean, s=8, marker=markers[name], label=MODEL_LABELS[name], zorder=3, alpha=0.8)
-    site_mean = data.groupby(group, sort=False)[outcome].transform("mean").to_numpy()
-    ax.plot(x, site_mean, color="0.1", lw=1.5, drawstyle="steps-mid", label="observed site mean", zorder=4)
-    site_ticks(ax, data[group].to_numpy())
-    ax.set_ylabel(f"posterior predictive mean of {outcome}")
-    ax.set_title("Shrinkage: partial pooling pulls site means towards the population mean, small sites most", pad=24)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize="small", ncol=4, frameon=False)
+def _ppc_by_group(table: pd.DataFrame, outcome: str, headline: str, options: dict):
+    """One column per group, sorted by predictive mean: the rows' 95% predictive HDI and the observed rows."""
+    by_group = table.groupby("site", sort=False).agg(
+        lower=("hdi_lower", "min"), upper=("hdi_upper", "max"), mean=("predictive_mean", "mean"), n=("observed", "size")
+    ).sort_values("mean")
+    position = pd.Series(np.arange(len(by_group)), index=by_group.index)
+    many = len(by_group) > LABEL_LIMIT
+    width = options.get("wide_figsize", (12, 4.5))[0]
+    fig, ax = plt.subplots(figsize=(max(width, 2 + 0.13 * min(len(by_group), LABEL_LIMIT)), 6.5 if not many else 5))
+    fig.set_layout_engine("constrained")
+    ax.vlines(position, by_group["lower"], by_group["upper"], color="C0", lw=2.5 if not many else 0.6, alpha=0.5,
+              label="95% predictive HDI of a row")
+    x = position[table["site"]].to_numpy() + np.random.default_rng(0).uniform(-0.25, 0.25, len(table))
+    inside = table["inside"].to_numpy(bool)
+    size = 6 if not many else 1
+    ax.scatter(x[inside], table["observed"][inside], s=size, color="0.3", label="observed, inside", rasterized=True, zorder=3)
+    ax.scatter(x[~inside], table["observed"][~inside], s=size * 1.5, color="crimson", label="observed, outside",
+               rasterized=True, zorder=4)
+    note = group_labels(ax, position.to_numpy(), list(by_group.index), by_group["n"].to_numpy(), axis="x")
+    ax.set_xlim(-1, len(by_group))
+    ax.grid(axis="x", visible=False)
+    ax.set_ylabel(outcome)
+    ax.set_title(f"{headline}\ngroups sorted by predictive mean ({note})", fontsize="medium")
+    legend_beside(ax)
+    return fig
+
+
+def forest(summaries: dict[str, pd.DataFrame], counts: pd.Series, title: str, options: dict, population=None):
+    """Site means under each model: 94% HDI (thin), 50% HDI (thick) and mean. `summaries`: model label ->
+    rows per site (or one row for a model without site means) with mean, hdi94/hdi50 lower and upper.
+    Up to FEW sites in the given order, past that sorted by the last model's mean."""
+    per_site = {label: s for label, s in summaries.items() if len(s) > 1 or len(counts) == 1}
+    order = list(counts.index)
+    if len(order) > FEW and per_site:
+        order = list(list(per_site.values())[-1]["mean"].sort_values().index)
+    position = pd.Series(np.arange(len(order))[::-1], index=order)
+    fig, ax = figure(options, groups=len(order), legend=True)
+    many = len(order) > LABEL_LIMIT
+    offsets = np.linspace(-0.22, 0.22, len(per_site)) if len(per_site) > 1 and not many else np.zeros(len(per_site))
+    for (label, rows), offset in zip(per_site.items(), offsets):
+        colour = _colour_of(label)
+        y = position[rows.index].to_numpy() + offset
+        ax.hlines(y, rows["hdi94_lower"], rows["hdi94_upper"], color=colour, lw=0.8 if not many else 0.3, alpha=0.8)
+        ax.hlines(y, rows["hdi50_lower"], rows["hdi50_upper"], color=colour, lw=2.5 if not many else 0.8, alpha=0.9)
+        ax.scatter(rows["mean"], y, color=colour, s=14 if not many else 2, zorder=3, label=label, rasterized=many)
+    for label, rows in summaries.items():
+        if label not in per_site:
+            row = rows.iloc[0]
+            ax.axvspan(row["hdi94_lower"], row["hdi94_upper"], color=_colour_of(label), alpha=0.15, label=f"{label} (one mean, 94% HDI)")
+    if population is not None:
+        ax.axvline(population, color="0.2", ls="--", lw=1, label="population mean (partial pooling)")
+    note = group_labels(ax, position[order].to_numpy(), order, counts[order].to_numpy(), axis="y")
+    ax.set_ylim(-1, len(order))
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel("site mean mu (posterior mean, 50% and 94% HDI)")
+    ax.set_title(f"{title}\n{note}", fontsize="medium")
+    legend_beside(ax)
+    return fig
+
+
+def _colour_of(label: str):
+    for name, text in MODEL_LABELS.items():
+        if label.startswith(text):
+            return MODEL_COLOURS[name]
+    return "0.3"
+
+
+def shrinkage(table: pd.DataFrame, outcome: str, title: str, options: dict, population=None):
+    """Each site's mean against its size: no pooling (its own data) moved to partial pooling (pulled
+    towards the population), with complete pooling's single mean; small sites move most."""
+    fig, ax = figure(options, legend=True)
+    many = len(table) > LABEL_LIMIT
+    n = table["n"].to_numpy()
+    if {"no_pooling_mean", "partial_pooling_mean"} <= set(table.columns):
+        ax.vlines(n, table["no_pooling_mean"], table["partial_pooling_mean"], color="0.6", lw=0.6, zorder=1)
+    for name, marker in (("no_pooling", "o"), ("partial_pooling", "o")):
+        column = f"{name}_mean"
+        if column in table:
+            filled = name == "partial_pooling"
+            ax.scatter(n, table[column], s=8 if many else 22, marker=marker, zorder=3, rasterized=many,
+                       facecolors=MODEL_COLOURS[name] if filled else "none", edgecolors=MODEL_COLOURS[name],
+                       label=MODEL_LABELS[name])
+    if "complete_pooling_mean" in table:
+        ax.axhline(table["complete_pooling_mean"].iloc[0], color=MODEL_COLOURS["complete_pooling"], lw=1.2,
+                   label=MODEL_LABELS["complete_pooling"])
+    if population is not None:
+        ax.axhline(population, color="0.2", ls="--", lw=1, label="population mean")
+    size_axis(ax, n)
+    ax.set_xlabel("rows in the site (log scale)")
+    ax.set_ylabel(f"posterior mean of the site mean of {outcome}")
+    ax.set_title(title, fontsize="medium")
+    legend_beside(ax)
     return fig
 
 

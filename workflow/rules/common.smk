@@ -86,17 +86,22 @@ def selection_tables():
 
 def selection_figures(selection):
     base = f"results/{selection}/figures"
-    files = [f"{base}/forest.png", f"{base}/shrinkage.png"]
+    files = [f"{base}/forest.png"]
     if "partial_pooling" in MODELS:
-        files += [f"{base}/icc.png"] + [f"{base}/new_site_{site}.png" for site in NEW_SITES]
+        files += [f"{base}/shrinkage.png", f"{base}/icc.png"] + [f"{base}/new_site_{site}.png" for site in NEW_SITES]
     return files
 
 
-def all_outputs():
+def other_outputs():
+    """Every artifact but the run's convergence verdict."""
     files = ["results/all_sites_boxplot.png"]
     for selection in SELECTIONS:
         files += selection_outputs(selection)
     return files
+
+
+def all_outputs():
+    return other_outputs() + ["results/convergence_gate.txt"]
 
 
 def per_model(pattern):
@@ -143,6 +148,11 @@ def analysis_settings(*keys):
     return {key: config.get(key) for key in keys}
 
 
+def gate_thresholds():
+    """The gate's thresholds, which the fit records its verdict against (`on_failure` acts only at the end)."""
+    return {key: value for key, value in config["convergence"].items() if key != "on_failure"}
+
+
 def check_figure_inputs(wildcards):
     """The tables and predictions the check figures are drawn from."""
     base = f"results/{wildcards.selection}"
@@ -150,10 +160,13 @@ def check_figure_inputs(wildcards):
         "data": f"{base}/data.csv",
         "ppc_tables": [f"{base}/{model}/ppc_intervals.csv" for model in MODELS],
         "new_sites": [f"{base}/partial_pooling/new_site_{site}.nc" for site in NEW_SITES],
+        "tables": [f"{base}/tables/convergence.csv"],
     }
     if "partial_pooling" in MODELS:
         inputs["partial_posterior"] = f"{base}/partial_pooling/posterior.nc"
-        inputs["tables"] = [f"{base}/tables/{name}" for name in ("variance_decomposition.csv", "new_site_coverage.csv")]
+        inputs["tables"] += [
+            f"{base}/tables/{name}" for name in ("variance_decomposition.csv", "new_site_coverage.csv", "shrinkage.csv")
+        ]
     return inputs
 
 

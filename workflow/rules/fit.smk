@@ -11,7 +11,7 @@ rule fit:
         "benchmarks/fit/{selection}.tsv"
     params:
         compiledir=compile_cache,
-        settings=analysis_settings("outcome", "group", "models", "sampling", "convergence", "storage"),
+        settings=analysis_settings("outcome", "group", "models", "sampling", "storage") | {"gate": gate_thresholds()},
     threads: fit_threads()
     conda:
         ENV

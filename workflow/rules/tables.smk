@@ -40,3 +40,21 @@ rule loo_comparison:
         ENV
     script:
         "../../scripts/loo_comparison.py"
+
+
+# Last: every other target is its input, so a failed gate never stops another result from being written.
+rule convergence_gate:
+    input:
+        tables=expand("results/{selection}/tables/convergence.csv", selection=SELECTIONS),
+        everything_else=other_outputs(),
+    output:
+        "results/convergence_gate.txt",
+    params:
+        selections=SELECTIONS,
+        on_failure=config["convergence"]["on_failure"],
+    log:
+        "logs/convergence_gate.log",
+    conda:
+        ENV
+    script:
+        "../../scripts/convergence_gate.py"

@@ -1,0 +1,40 @@
+"""The convergence gate over the whole run, after every other step: each model that failed it, in
+every selection, with the parameter, value and likely cause. Under `on_failure: stop` the run then
+ends non-zero; everything else has been written by then."""
+
+import pandas as pd
+
+from hbm import io
+from hbm.errors import ConvergenceError
+
+
+def convergence_gate(tables: dict, out_path, on_failure: str, log_path=None):
+    """`tables`: selection -> its convergence.csv; writes the verdict to `out_path` unless it stops."""
+    log = io.setup_logging(log_path)
+    lines = []
+    for selection, path in tables.items():
+        table = pd.read_csv(path, keep_default_na=False)
+        for row in table[~table["passed"]].itertuples():
+            cause = f"\n    likely cause: {row.likely_cause}" if row.likely_cause else ""
+            lines.append(f"{row.model} on {selection}: {row.failures}{cause}")
+    if lines and on_failure == "stop":
+        raise ConvergenceError(
+            f"{len(lines)} fit(s) failed the convergence gate (every other result was written; "
+            "set convergence.on_failure: warn to accept them):\n  " + "\n  ".join(lines)
+        )
+    verdict = "\n".join(["failed the convergence gate (on_failure: warn):", *lines]) if lines else "every fit passed"
+    for line in lines:
+        log.warning("%s", line)
+    with io.atomic_path(out_path) as tmp:
+        tmp.write_text(verdict + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    sm = snakemake  # noqa: F821
+    io.run_step(
+        convergence_gate,
+        dict(zip(sm.params.selections, sm.input.tables)),
+        sm.output[0],
+        sm.params.on_failure,
+        sm.log[0],
+    )

@@ -1,17 +1,33 @@
-"""PSIS-LOO comparison of one selection's models."""
+"""PSIS-LOO comparison of one selection's models, with each model's Pareto k diagnostics and remedy."""
 
 from hbm import io
-from hbm import tables as t
+from hbm import loo as hloo
 
 
-def loo_comparison(posteriors: dict, out_path, log_path=None):
-    """`posteriors`: model -> NetCDF with a log_likelihood group."""
+def loo_comparison(data_path, posteriors: dict, out_path, config: dict, log_path=None):
+    """`posteriors`: model -> NetCDF with the posterior and its `pointwise_level` attribute."""
     log = io.setup_logging(log_path)
-    table = t.loo_comparison({name: io.read_tree(path) for name, path in posteriors.items()})
+    data = io.read_grouped(data_path, config["outcome"], config["group"])
+    results, facts = {}, []
+    for name, path in posteriors.items():
+        tree = io.read_tree(path)
+        results[name], row = hloo.model_loo(tree, name, data, config["models"][name]["priors"], tree.attrs["pointwise_level"])
+        facts.append(row)
+        log.info("%s: %s", name, row["remedy"])
+    table = hloo.comparison(results, facts)
     io.write_csv(table, out_path)
+    if not table["reliable"].all():
+        log.warning("PSIS-LOO is not reliable for %s", ", ".join(table.loc[~table["reliable"], "model"]))
     log.info("compared %d models by PSIS-LOO", len(table))
 
 
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    io.run_step(loo_comparison, dict(zip(sm.config["models"], sm.input.posteriors)), sm.output[0], sm.log[0])
+    io.run_step(
+        loo_comparison,
+        sm.input.data,
+        dict(zip(sm.config["models"], sm.input.posteriors)),
+        sm.output[0],
+        sm.config,
+        sm.log[0],
+    )

@@ -29,6 +29,7 @@ rule tables:
 
 rule loo_comparison:
     input:
+        data="results/{selection}/data.csv",
         posteriors=per_model("results/{selection}/{model}/posterior.nc"),
     output:
         reported("results/{selection}/tables/loo_comparison.csv", "loo_comparison", "comparison", table="loo_comparison.csv"),

@@ -1,0 +1,134 @@
+"""PSIS-LOO with its reliability: Pareto k by band, and an exact remedy where PSIS cannot be trusted.
+
+Each site mean is integrated out analytically before importance sampling (`pointwise.loo_log_likelihood`),
+which leaves far smaller Pareto k for small sites. Where k still exceeds ArviZ's threshold and the model
+is no pooling with a Normal prior on mu, the leave-one-out density is computed exactly instead: a site's
+only other parameter is its sd, so p(y_i | y_-i) is a one-dimensional integral, done by quadrature.
+Rows left above the threshold (other models) are counted and the result is marked unreliable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from arviz_stats import compare, loo
+from scipy.special import logsumexp
+from scipy.stats import halfcauchy, halfnorm
+
+from hbm import pointwise
+from hbm.data import Grouped
+
+LOG_2PI = pointwise.LOG_2PI
+GRID = 4001  # points of the log-sd grid for the exact integral
+
+
+def model_loo(tree: xr.DataTree, name: str, data: Grouped, priors: dict, level: str):
+    """ArviZ's ELPD data of one model, remedied where it can be, and a row of reliability facts."""
+    posterior = tree["posterior"].to_dataset()
+    integrated = pointwise.loo_log_likelihood(posterior, name, data, priors, level)
+    result = loo(xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": integrated}))
+    k = result.pareto_k.values
+    bad = np.flatnonzero(~(k <= result.good_k))
+    facts = {
+        "model": name,
+        "left_out": "one row" if level == "rows" else "one site",
+        "site_means_integrated": _has_normal_site_prior(name, priors),
+        "k_threshold": result.good_k,
+        "k_good": int((k <= result.good_k).sum()),
+        "k_bad": int(((k > result.good_k) & (k <= 1)).sum()),
+        "k_very_bad": int((k > 1).sum()),
+        "exact": 0,
+    }
+    if len(bad) and name == "no_pooling" and priors["mu"]["dist"] == "Normal":
+        exact = _exact_no_pooling(data, priors, bad, level)
+        _replace(result, bad, exact)
+        facts["exact"] = len(bad)
+    facts["unreliable"] = len(bad) - facts["exact"]
+    facts["remedy"] = _remedy(facts)
+    return result, facts
+
+
+def comparison(results: dict, facts: list[dict]) -> pd.DataFrame:
+    """ArviZ's comparison, best first, beside each model's Pareto k bands and remedy."""
+    table = compare(results, round_to="none").rename_axis("model").reset_index()
+    table = table.merge(pd.DataFrame(facts), on="model")
+    table["reliable"] = table["unreliable"] == 0
+    return table
+
+
+def _has_normal_site_prior(name, priors) -> bool:
+    return name == "partial_pooling" or (name == "no_pooling" and priors["mu"]["dist"] == "Normal")
+
+
+def _remedy(facts) -> str:
+    steps = ["site means integrated out before PSIS"] if facts["site_means_integrated"] else ["PSIS"]
+    if facts["exact"]:
+        steps.append(f"{facts['exact']} with k above {facts['k_threshold']:.2f} computed exactly by quadrature")
+    if facts["unreliable"]:
+        steps.append(f"{facts['unreliable']} with k above {facts['k_threshold']:.2f} left: NOT reliable")
+    return "; ".join(steps)
+
+
+def _replace(result, positions, exact) -> None:
+    """Put exact pointwise values into ArviZ's result and update its totals."""
+    before = result.elpd
+    values = result.elpd_i.values.copy()
+    values[positions] = exact
+    result.elpd_i = result.elpd_i.copy(data=values)
+    result.elpd = float(values.sum())
+    result.se = float(np.sqrt(values.size * values.var()))
+    result.p = result.p + before - result.elpd
+    k = result.pareto_k.values.copy()
+    k[positions] = 0.0  # no importance sampling left for these rows
+    result.pareto_k = result.pareto_k.copy(data=k)
+    result.warning = bool((k > result.good_k).any())
+
+
+def log_scale_prior(spec: dict, sd: np.ndarray) -> np.ndarray:
+    """Log density of a config scale prior."""
+    if spec["dist"] == "Exponential":
+        return math.log(spec["lam"]) - spec["lam"] * sd
+    if spec["dist"] == "HalfNormal":
+        return halfnorm.logpdf(sd, scale=spec["sigma"])
+    return halfcauchy.logpdf(sd, scale=spec["beta"])
+
+
+def _site_log_evidence(sd, n, ybar, ss, m0, s0):
+    """log p(rows of a site | sd) with the site mean integrated out against N(m0, s0); n may be 0."""
+    if n == 0:
+        return np.zeros_like(sd)
+    total = np.sqrt(s0**2 + sd**2 / n)
+    return (
+        -(n - 1) * (0.5 * LOG_2PI + np.log(sd)) - ss / (2 * sd**2) - 0.5 * np.log(n)
+        - 0.5 * LOG_2PI - np.log(total) - (ybar - m0) ** 2 / (2 * total**2)
+    )
+
+
+def _exact_no_pooling(data: Grouped, priors: dict, positions, level: str) -> np.ndarray:
+    """Exact log p(left-out rows | the rest of their site) under no pooling (sites are independent):
+    log of the ratio of two one-dimensional integrals over the site's sd on a log grid."""
+    m0, s0 = float(priors["mu"]["mu"]), float(priors["mu"]["sigma"])
+    scale = float(np.std(data.y)) + s0
+    log_sd = np.linspace(math.log(scale * 1e-6), math.log(scale * 1e3), GRID)
+    sd = np.exp(log_sd)
+    weight = log_scale_prior(priors["sigma"], sd) + log_sd  # prior density on the log-sd grid
+
+    def log_marginal(n, ybar, ss):
+        return logsumexp(weight + _site_log_evidence(sd, n, ybar, ss, m0, s0))
+
+    out = []
+    for position in positions:
+        if level == "sites":
+            j = position
+            out.append(log_marginal(data.n[j], data.ybar[j], data.ss[j]) - log_marginal(0, 0.0, 0.0))
+            continue
+        j, y = data.site_idx[position], data.y[position]
+        n, ybar, ss = data.n[j], data.ybar[j], data.ss[j]
+        rest_n = n - 1
+        rest_ybar = (n * ybar - y) / rest_n if rest_n else 0.0
+        rest_ss = max(ss - n / rest_n * (y - ybar) ** 2, 0.0) if rest_n else 0.0
+        out.append(log_marginal(n, ybar, ss) - log_marginal(rest_n, rest_ybar, rest_ss))
+    return np.array(out)

@@ -1,0 +1,52 @@
+"""A model that fails the convergence gate never takes the other models' results with it: every
+other artifact is written, the failure is shown, and under `on_failure: stop` the run ends non-zero
+at the end, naming the model, selection, parameter, value and likely cause."""
+
+import zipfile
+
+import pandas as pd
+import pytest
+from conftest import load_config, run_snakemake
+
+
+@pytest.fixture(scope="module")
+def failed_run(tmp_path_factory):
+    config = load_config("tests/config/test.yaml")
+    config["selections"] = {"first5": config["selections"]["first5"]}
+    config["sampling"].update(draws=1000, tune=500)
+    config["convergence"] = {"min_ess": 400, "on_failure": "stop"}
+    config["models"]["no_pooling"]["sampling"] = {"draws": 20, "tune": 1}  # far too few for the gate
+    workdir = tmp_path_factory.mktemp("failed")
+    return workdir, run_snakemake(workdir, config, "--cores", "2")
+
+
+def test_the_run_fails_at_the_end_naming_the_failure(failed_run):
+    workdir, result = failed_run
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "1 fit(s) failed the convergence gate" in output, output[-3000:]
+    assert "no_pooling on first5: sigma[" in output and "ess_bulk" in output
+    assert "likely cause: too few draws for the gate: 2 chains x 20 draws after 1 tuning steps" in output
+
+
+def test_every_other_result_is_written(failed_run):
+    workdir, _ = failed_run
+    base = workdir / "results" / "first5"
+    for model in ("complete_pooling", "partial_pooling", "no_pooling"):
+        for name in ("posterior.nc", "summary.csv", "trace.png", "ppc.png"):
+            assert (base / model / name).is_file(), (model, name)
+    for name in ("forest.png", "shrinkage.png", "icc.png", "new_site_Zurich.png"):
+        assert (base / "figures" / name).is_file(), name
+    verdict = pd.read_csv(base / "tables" / "convergence.csv").set_index("model")
+    assert list(verdict["passed"]) == [True, False, True]
+    assert "too few draws" in verdict.loc["no_pooling", "likely_cause"]
+    assert not (workdir / "results" / "convergence_gate.txt").exists()
+
+
+def test_the_report_shows_the_failure(failed_run):
+    workdir, _ = failed_run
+    result = run_snakemake(workdir, workdir / "config.yaml", "--report", "results/report.zip")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with zipfile.ZipFile(workdir / "results" / "report.zip") as report:
+        tables = [report.read(name).decode() for name in report.namelist() if name.endswith("convergence.csv")]
+    assert len(tables) == 1 and "no_pooling" in tables[0] and "too few draws" in tables[0]

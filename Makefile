@@ -6,7 +6,9 @@ DATA := resources/Data_Sum_HPP_Multi_Site_Share.csv
 SHARED_DATA := ../shared/data/Data_Sum_HPP_Multi_Site_Share.csv
 CORES ?= all
 
-.PHONY: setup run report test benchmark clean
+RADON ?= ../shared/data/radon/radon.csv
+
+.PHONY: setup run radon report test test-quick benchmark clean
 
 setup: $(VENV)/.installed
 
@@ -30,16 +32,27 @@ run: setup $(DATA)
 	$(VENV)/bin/snakemake --cores $(CORES)
 	$(VENV)/bin/snakemake --report results/report.html
 
+# The worked second example: Minnesota radon (85 counties) from the file RADON points at.
+radon: setup
+	@test -f "$(RADON)" || { echo "radon data not found at $(RADON); set RADON=/path/to/radon.csv" >&2; exit 1; }
+	$(VENV)/bin/snakemake --configfile config/radon.yaml --replace-workflow-config --config 'data={"path": "$(abspath $(RADON))"}' --directory runs/radon --cores $(CORES)
+	$(VENV)/bin/snakemake --configfile config/radon.yaml --replace-workflow-config --config 'data={"path": "$(abspath $(RADON))"}' --directory runs/radon --report results/report.html
+
 report: setup
 	$(VENV)/bin/snakemake --report results/report.html
 
 test: setup
 	$(VENV)/bin/pytest
 
-# The comparison in README.md's Performance section (bambi is needed only here).
+# Everything but the minutes-long cases marked slow (many groups, whole workflows at scale).
+test-quick: setup
+	$(VENV)/bin/pytest -m "not slow"
+
+# The measurements in README.md's Performance section (bambi is needed only here).
 benchmark: setup $(DATA)
 	$(VENV)/bin/pip install --quiet bambi==0.21.0
-	$(VENV)/bin/python scripts/benchmark.py
+	$(VENV)/bin/python bench/lecture.py
+	$(VENV)/bin/python bench/many_groups.py --radon $(RADON)
 
 clean:
 	rm -rf results logs benchmarks .snakemake

@@ -18,7 +18,10 @@ def make_tables(data_path, posteriors: dict, predictives: dict, new_sites: dict,
     draws = {name: tree["posterior"].to_dataset() for name, tree in trees.items()}
     written = {}
     for name in trees:
-        written[f"{name}/summary.csv"] = t.posterior_summary(draws[name])
+        written[f"{name}/summary.csv"] = t.posterior_summary(draws[name], data)
+        prior_only = (written[f"{name}/summary.csv"]["identified_by"] != "data").sum()
+        if prior_only:
+            log.info("%s: %d parameters identified by their prior alone (sites with one row)", name, prior_only)
         predictive = io.read_tree(predictives[name])["posterior_predictive"]["y_est"]
         written[f"{name}/ppc_intervals.csv"] = t.ppc_intervals(predictive, data)
     written["tables/mu_comparison.csv"] = t.mu_comparison(draws, data.sites)

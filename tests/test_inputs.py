@@ -54,6 +54,8 @@ CONFIG_CASES = {
     "new site escapes results": (("new_sites", ["../Zurich"]), ["new_sites", "cannot be used as a folder name"]),
     "outcome column missing": (("outcome", "selfcontrol"), ["config key 'outcome'", "'selfcontrol'"]),
     "group column missing": (("group", "Place"), ["config key 'group'", "'Place'"]),
+    "unknown top-level key (typo)": (("selection", {"mine": ["Oslo", "Kassel"]}), ["'selection' is not a known key", "did you mean 'selections'?"]),
+    "unknown nested key (typo)": (("sampling", "draw", 10), ["'sampling.draw' is not a known key", "did you mean 'draws'?"]),
     "missing data, no url": (
         ("data", {"path": "nowhere/data.csv"}),
         ["data.path", "nowhere/data.csv", "does not exist"],
@@ -83,6 +85,30 @@ def test_non_numeric_outcome_names_the_rows(tmp_path, test_config):
     data = small_csv(tmp_path / "d.csv", [[40, "A", 1], ["high", "A", 2], [38, "B", 3], ["n/a?", "B", 4], [41, "Z", 5]])
     config = test_config | {"data": {"path": data}, "selections": {"s": ["A", "B"]}, "new_sites": ["Z"]}
     expect_refusal(tmp_path, config, "outcome column 'scontrol'", "row 3 ('high')", "row 5 ('n/a?')")
+
+
+def test_infinite_outcome_names_the_rows(tmp_path, test_config):
+    data = small_csv(tmp_path / "d.csv", [[40, "A", 1], ["inf", "A", 2], [38, "B", 3], ["-Infinity", "B", 4], [41, "Z", 5]])
+    config = test_config | {"data": {"path": data}, "selections": {"s": ["A", "B"]}, "new_sites": ["Z"]}
+    expect_refusal(tmp_path, config, "outcome column 'scontrol'", "infinite values", "row 3 ('inf')", "row 5 ('-inf')")
+
+
+@pytest.mark.parametrize("as_numbers", [True, False])
+def test_numeric_group_codes_are_labels(tmp_path, test_config, as_numbers):
+    """County codes such as 27053 (and zero-padded ones such as 011) are group labels, whether the
+    config lists them as numbers or as text; a padded code is never read as another number."""
+    rng = np.random.default_rng(1)
+    codes = ["27053", "011", "27137", "11"]
+    rows = [[round(40 + 6 * rng.standard_normal()), code, i] for i, code in enumerate(codes * 10)]
+    data = small_csv(tmp_path / "d.csv", rows)
+    listed = [27053, "011", 27137] if as_numbers else ["27053", "011", "27137"]
+    config = test_config | {"data": {"path": data}, "selections": {"codes": listed}, "new_sites": [11 if as_numbers else "11"]}
+    targets = ["results/codes/tables/shrinkage.csv", "results/codes/partial_pooling/new_site_11.nc"]
+    result = run_snakemake(tmp_path / "run", config, "--cores", "2", *targets, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    shrinkage = pd.read_csv(tmp_path / "run" / targets[0], dtype={"site": str})
+    assert shrinkage["site"].tolist() == ["27053", "011", "27137"]
+    assert shrinkage["n"].tolist() == [10, 10, 10]
 
 
 def test_site_without_rows_after_dropping_missing_outcomes(tmp_path, test_config):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path, PurePosixPath
 
 import jsonschema
@@ -11,14 +12,33 @@ from hbm.errors import InputError
 
 
 def check_schema(config, schema_path: str | Path) -> None:
-    """Raise one InputError naming the first key that breaks the schema."""
+    """Raise one InputError naming the first key that breaks the schema; an unknown key is named
+    with the nearest known one."""
     if not isinstance(config, dict):
         raise InputError(f"the config must be a mapping of keys to values, got {type(config).__name__}")
     schema = yaml.safe_load(Path(schema_path).read_text())
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
-    if error is not None:
-        where = ".".join(map(str, error.absolute_path)) or "(top level)"
-        raise InputError(f"config key '{where}': {error.message}")
+    if error is None:
+        return
+    where = ".".join(map(str, error.absolute_path))
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = list(error.schema.get("properties", {}))
+        unknown = [key for key in error.instance if key not in known]
+        if known and unknown:
+            key = f"{where}.{unknown[0]}" if where else unknown[0]
+            near = difflib.get_close_matches(str(unknown[0]), known, n=1, cutoff=0.5)
+            hint = f"did you mean '{near[0]}'?" if near else f"known keys here: {', '.join(known)}"
+            raise InputError(f"config key '{key}' is not a known key; {hint}")
+    raise InputError(f"config key '{where or '(top level)'}': {error.message}")
+
+
+def normalise_labels(config: dict) -> None:
+    """Group labels as the text they are in the data: numbers in `selections` and `new_sites` (e.g.
+    county codes written unquoted) become their decimal text, so 27053 and "27053" name one group."""
+    for name, spec in config["selections"].items():
+        if isinstance(spec, list):
+            config["selections"][name] = [str(site) for site in spec]
+    config["new_sites"] = [str(site) for site in config.get("new_sites", [])]
 
 
 def check_config(config: dict) -> None:

@@ -64,7 +64,7 @@ def read_table(path: str | Path, outcome: str, group: str) -> pd.DataFrame:
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             header = next(csv.reader(handle), [])
-        frame = pd.read_csv(path, na_values=["NA", ""], keep_default_na=False, encoding="utf-8")
+        frame = pd.read_csv(path, na_values=["NA", ""], keep_default_na=False, encoding="utf-8", dtype={group: str})
     except (UnicodeDecodeError, csv.Error, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise InputError(f"data file {path} is not a readable CSV file: {err}") from None
     if len(header) < 2 or frame.empty:
@@ -76,11 +76,14 @@ def read_table(path: str | Path, outcome: str, group: str) -> pd.DataFrame:
                 f"(columns: {', '.join(map(str, frame.columns))})"
             )
     values = pd.to_numeric(frame[outcome], errors="coerce")
-    bad = frame.index[values.isna() & frame[outcome].notna()]
-    if len(bad):
-        shown = ", ".join(f"row {i + 2} ({frame[outcome][i]!r})" for i in bad[:10])
-        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
-        raise InputError(f"outcome column '{outcome}' in {path} has non-numeric values: {shown}{more}")
+    for problem, bad in (
+        ("non-numeric values", frame.index[values.isna() & frame[outcome].notna()]),
+        ("infinite values", frame.index[np.isinf(values.to_numpy(float))]),
+    ):
+        if len(bad):
+            shown = ", ".join(f"row {i + 2} ({str(frame[outcome][i])!r})" for i in bad[:10])
+            more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+            raise InputError(f"outcome column '{outcome}' in {path} has {problem}: {shown}{more}")
     if frame[group].isna().any():
         rows = ", ".join(str(i + 2) for i in frame.index[frame[group].isna()][:10])
         raise InputError(f"group column '{group}' in {path} is empty in rows {rows}")

@@ -8,6 +8,7 @@ import xarray as xr
 from arviz_stats import compare, hdi, summary
 
 from hbm.data import Grouped
+from hbm.gate import SCALE_PARAMETERS
 from hbm.variance import variance_draws
 
 SUMMARY_COLUMNS = [
@@ -30,11 +31,17 @@ def reported_parameters(posterior) -> list[str]:
     return [name for name in posterior.data_vars if name != "mu_offset"]
 
 
-def posterior_summary(posterior: xr.Dataset) -> pd.DataFrame:
-    """The lecture's table: mean, sd, 94% HDI, MCSE, bulk and tail ESS, r-hat for every parameter."""
+def posterior_summary(posterior: xr.Dataset, data: Grouped) -> pd.DataFrame:
+    """The lecture's table: mean, sd, 94% HDI, MCSE, bulk and tail ESS, r-hat for every parameter,
+    and what identifies it: a site's own sd is learnt from the spread of its rows, so with one row
+    it is identified by its prior alone."""
     table = summary(posterior[reported_parameters(posterior)], ci_kind="hdi", ci_prob=0.94, round_to="none")
     table = table.rename(columns={"hdi94_lb": "hdi_3%", "hdi94_ub": "hdi_97%"})
-    return table.rename_axis("parameter").reset_index()[SUMMARY_COLUMNS]
+    table = table.rename_axis("parameter").reset_index()[SUMMARY_COLUMNS]
+    single = [site for site, n in zip(data.sites, data.n) if n == 1]
+    prior_only = {f"{name}[{site}]" for name in SCALE_PARAMETERS if name in posterior and "site" in posterior[name].dims for site in single}
+    table["identified_by"] = np.where(table["parameter"].isin(prior_only), "prior only (1 row)", "data")
+    return table
 
 
 def _interval(draws: xr.DataArray, prob: float) -> tuple[np.ndarray, np.ndarray]:

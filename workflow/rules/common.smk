@@ -8,7 +8,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from hbm.config import check_config, check_schema
+from hbm.config import check_config, check_schema, normalise_labels
 from hbm.data import check_config_against_data, read_table
 from hbm.errors import InputError
 from hbm.locks import release_stale_locks
@@ -22,6 +22,7 @@ def check_inputs():
     try:
         check_schema(config, SCHEMA)
         validate(config, schema=str(SCHEMA))
+        normalise_labels(config)
         check_config(config)
         data = Path(config["data"]["path"])
         if data.exists():
@@ -138,9 +139,10 @@ def model_outputs(name, caption, label):
 
 
 def caption_for(path):
-    """Caption name of a per-selection figure: new-site figures share one caption."""
+    """Caption name of a per-selection figure: new-site figures share one caption, and the shrinkage
+    figure has its own beside the shrinkage table's."""
     stem = Path(path).stem
-    return "new_site" if stem.startswith("new_site_") else stem
+    return "new_site" if stem.startswith("new_site_") else {"shrinkage": "shrinkage_plot"}.get(stem, stem)
 
 
 def analysis_settings(*keys):

@@ -1,7 +1,7 @@
 """Benchmark: the lecture's partial-pooling fit against PyMC's default, bambi and this workflow's fit,
 the whole default workflow end to end, and partial pooling on simulated data at scale.
 
-    .venv/bin/python scripts/benchmark.py [--quick] [--skip-bambi] [--skip-workflow] [--skip-scale]
+    .venv/bin/python bench/lecture.py [--quick] [--skip-bambi] [--skip-workflow] [--skip-scale]
 
 Every case runs in a child process of this one (so imports and compile caches are per case, as in
 the workflow's jobs); the table reports wall seconds of compile + sampling, the smallest bulk ESS,

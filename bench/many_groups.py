@@ -1,0 +1,126 @@
+"""Benchmark: the whole workflow (three models, posterior predictive, new site, tables, LOO, figures,
+report) on data with many small groups, with the default convergence gate, on `--cores` cores.
+
+    .venv/bin/python bench/many_groups.py [--radon PATH] [--skip-radon] [--skip-400] [--skip-2000]
+
+Cases: Minnesota radon (85 counties, config/radon.yaml), cold and warm compile caches; simulated
+400 groups with many of one or two rows, cold and warm; simulated 2,000 groups x 1,000,000 rows with
+heavy-tailed sizes, cold. For each: wall seconds of `snakemake` plus `snakemake --report`, the peak
+memory of the largest step (Snakemake's benchmark files), divergences per model, whether the gate
+passed, and for simulated data whether the true population parameters lie in their 94% HDIs.
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RADON = ROOT.parent / "shared" / "data" / "radon" / "radon.csv"
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+TRUTH = {"hyper_mu": 1.0, "between_variability": 0.5, "within_variability": 0.8}
+
+
+def simulate(path: Path, groups: int, rows: int, seed: int = 7) -> str:
+    """Heavy-tailed group sizes (40% of groups with 1 to 3 rows) summing to `rows`; returns the label
+    of the largest group, held out as the new site."""
+    rng = np.random.default_rng(seed)
+    tiny = rng.integers(1, 4, int(0.4 * groups))
+    rest = rng.lognormal(0, 1.5, groups - tiny.size)
+    rest = np.maximum(4, np.floor(rest / rest.sum() * (rows - tiny.sum()))).astype(int)
+    rest[np.argmax(rest)] += rows - tiny.sum() - rest.sum()
+    sizes = rng.permutation(np.concatenate([tiny, rest]))
+    labels = np.array([f"G{j:04d}" for j in range(groups)])
+    means = TRUTH["hyper_mu"] + TRUTH["between_variability"] * rng.standard_normal(groups)
+    group = np.repeat(np.arange(groups), sizes)
+    y = means[group] + TRUTH["within_variability"] * rng.standard_normal(group.size)
+    pd.DataFrame({"group": labels[group], "y": np.round(y, 6)}).to_csv(path, index=False)
+    return str(labels[np.argmax(sizes)])
+
+
+def simulated_config(data: Path, new_site: str) -> dict:
+    config = yaml.safe_load((ROOT / "config" / "radon.yaml").read_text())
+    config.update(data={"path": str(data)}, outcome="y", group="group", selections={"sim": "all"}, new_sites=[new_site])
+    return config
+
+
+def run(workdir: Path, config: dict) -> float:
+    """Wall seconds of the whole workflow and its report in `workdir`."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    base = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir)]
+    base += ["--configfile", str(workdir / "config.yaml"), "--replace-workflow-config"]
+    start = time.perf_counter()
+    done = subprocess.run(base + ["--cores", str(ARGS.cores), "--quiet", "all"], capture_output=True, text=True)
+    if done.returncode:
+        print(done.stderr[-3000:], file=sys.stderr)
+    subprocess.run(base + ["--report", "results/report.html", "--quiet", "all"], capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
+def facts(workdir: Path, selection: str, truth: dict | None) -> dict:
+    """Peak memory of the largest step, divergences per model, the gate's verdict, truth coverage."""
+    peaks = {
+        str(path.relative_to(workdir / "benchmarks")): float(pd.read_csv(path, sep="\t")["max_rss"].max())
+        for path in (workdir / "benchmarks").rglob("*.tsv")
+    }
+    step, peak = max(peaks.items(), key=lambda item: item[1])
+    verdict = pd.read_csv(workdir / "results" / selection / "tables" / "convergence.csv")
+    out = {
+        "peak_mb": round(peak),
+        "peak_step": step,
+        "divergences": dict(zip(verdict["model"], verdict["divergences"].astype(int))),
+        "gate_passed": bool(verdict["passed"].all()),
+        "loo_reliable": bool(pd.read_csv(workdir / "results" / selection / "tables" / "loo_comparison.csv")["reliable"].all()),
+    }
+    if truth:
+        summary = pd.read_csv(workdir / "results" / selection / "partial_pooling" / "summary.csv").set_index("parameter")
+        out["truth_in_94_hdi"] = {
+            name: bool(summary.loc[name, "hdi_3%"] <= value <= summary.loc[name, "hdi_97%"]) for name, value in truth.items()
+        }
+    return out
+
+
+def case(label: str, config: dict, selection: str, truth=None, warm: bool = True) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        config = config | {"cache_dir": str(workdir / "cache")}
+        times = {"cold": run(workdir, config)}
+        if warm:
+            for folder in ("results", "benchmarks", ".snakemake"):
+                shutil.rmtree(workdir / folder, ignore_errors=True)
+            times["warm"] = run(workdir, config)
+        print(json.dumps({"case": label, "seconds": {k: round(v, 1) for k, v in times.items()}} | facts(workdir, selection, truth)))
+
+
+def main():
+    global ARGS
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--radon", type=Path, default=RADON)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--skip-radon", action="store_true")
+    parser.add_argument("--skip-400", action="store_true")
+    parser.add_argument("--skip-2000", action="store_true")
+    ARGS = parser.parse_args()
+    if not ARGS.skip_radon:
+        config = yaml.safe_load((ROOT / "config" / "radon.yaml").read_text()) | {"data": {"path": str(ARGS.radon)}}
+        case("radon, 85 counties (config/radon.yaml)", config, "radon")
+    with tempfile.TemporaryDirectory() as tmp:
+        for groups, rows, skip in ((400, 4000, ARGS.skip_400), (2000, 1_000_000, ARGS.skip_2000)):
+            if skip:
+                continue
+            data = Path(tmp) / f"sim_{groups}.csv"
+            new_site = simulate(data, groups, rows)
+            label = f"simulated, {groups:,} groups x {rows:,} rows"
+            case(label, simulated_config(data, new_site), "sim", TRUTH, warm=groups < 2000)
+
+
+if __name__ == "__main__":
+    main()

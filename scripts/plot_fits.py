@@ -8,10 +8,10 @@ import arviz_plots as azp
 import numpy as np
 import pandas as pd
 import pymc as pm
-from arviz_stats import ess, hdi
+from arviz_stats import ess
 
 from hbm import io, models, plotting
-from hbm.tables import SAMPLE, reported_parameters
+from hbm.tables import SAMPLE, hdi_bounds, reported_parameters
 
 TRACE_SITES = 8  # per-site parameters in a trace plot: the sites with the lowest bulk ESS
 
@@ -44,9 +44,9 @@ def site_mean_summary(posterior) -> pd.DataFrame:
     mu = posterior["mu"]
     table = {"mean": mu.mean(SAMPLE).values}
     for prob in (0.5, 0.94):
-        bounds = hdi(mu, prob=prob, dim=list(SAMPLE))
-        for side in ("lower", "upper"):
-            table[f"hdi{round(prob * 100)}_{side}"] = bounds.sel(ci_bound=side).values
+        bounds = hdi_bounds(mu, prob)
+        for side, values in zip(("lower", "upper"), bounds):
+            table[f"hdi{round(prob * 100)}_{side}"] = values
     index = mu["site"].values if "site" in mu.dims else ["(all)"]
     return pd.DataFrame({key: np.atleast_1d(value) for key, value in table.items()}, index=index)
 

@@ -14,8 +14,11 @@ def predict_new_site(data_path, posterior_path, out_path, site: str, selection: 
     posterior = io.read_tree(posterior_path)["posterior"].to_dataset()
     seed = int(posterior.attrs["seed"])
     obs_id = rows["obs_id"].to_numpy()
-    predictions = pointwise.new_site_predictive(posterior, obs_id, io.rng_for(seed, selection, "new_site", site))
-    attrs = io.provenance(config, model="partial_pooling", selection=selection, new_site=site, seed=seed)
+    rng = io.rng_for(seed, selection, "new_site", site)
+    predictions = pointwise.new_site_predictive(posterior, obs_id, rng, config["storage"]["max_values"])
+    attrs = io.provenance(
+        config, model="partial_pooling", selection=selection, new_site=site, seed=seed, thinning=predictions.attrs["thinning"]
+    )
     tree = io.draws_with_observed("predictions", predictions, rows[outcome], obs_id, attrs)
     io.write_tree(tree, out_path)
     log.info("predicted %d rows of new site %s from %s", len(obs_id), site, selection)

@@ -57,8 +57,7 @@ def _site_parameters(posterior, name, data):
 
 def posterior_predictive(posterior: xr.Dataset, name: str, data: Grouped, rng, max_values: int) -> xr.Dataset:
     """Replicated y per draw and row; draws are thinned evenly when chains x draws x rows > max_values."""
-    step = max(1, int(np.ceil(posterior.sizes["chain"] * posterior.sizes["draw"] * len(data.y) / max_values)))
-    posterior = posterior.isel(draw=slice(None, None, step))
+    posterior, step = thinned(posterior, len(data.y), max_values)
     mean, sd = row_parameters(posterior, name, data)
     values = mean + sd * rng.standard_normal(mean.shape)
     return (
@@ -68,8 +67,16 @@ def posterior_predictive(posterior: xr.Dataset, name: str, data: Grouped, rng, m
     )
 
 
-def new_site_predictive(posterior: xr.Dataset, obs_id: np.ndarray, rng) -> xr.Dataset:
-    """Predictive draws for an unseen site: a new site mean from the population, then its rows."""
+def thinned(posterior: xr.Dataset, rows: int, max_values: int) -> tuple[xr.Dataset, int]:
+    """The posterior thinned evenly so that draws x `rows` stays within `max_values`, and the step."""
+    step = max(1, int(np.ceil(posterior.sizes["chain"] * posterior.sizes["draw"] * rows / max_values)))
+    return posterior.isel(draw=slice(None, None, step)), step
+
+
+def new_site_predictive(posterior: xr.Dataset, obs_id: np.ndarray, rng, max_values: int) -> xr.Dataset:
+    """Predictive draws for an unseen site: a new site mean from the population, then its rows;
+    draws are thinned evenly when draws x rows > max_values (the step is in attribute `thinning`)."""
+    posterior, step = thinned(posterior, len(obs_id), max_values)
     hyper_mu = posterior["hyper_mu"].values
     between = posterior["between_variability"].values
     within = posterior["within_variability"].values
@@ -78,6 +85,7 @@ def new_site_predictive(posterior: xr.Dataset, obs_id: np.ndarray, rng) -> xr.Da
     return xr.Dataset(
         {"new_mu": (("chain", "draw"), new_mu), "y_est": (("chain", "draw", "obs_id"), y)},
         coords={"chain": posterior["chain"], "draw": posterior["draw"], "obs_id": obs_id},
+        attrs={"thinning": step},
     )
 
 

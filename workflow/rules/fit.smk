@@ -26,7 +26,7 @@ rule predict_new_site:
     output:
         "results/{selection}/partial_pooling/new_site_{site}.nc",
     params:
-        settings=analysis_settings("outcome", "group"),
+        settings=analysis_settings("outcome", "group", "storage"),
     log:
         "logs/predict_new_site/{selection}/{site}.log",
     benchmark:

@@ -51,7 +51,7 @@ def test_exact_no_pooling_loo_equals_direct_quadrature(level):
     groups = [np.array([1.2, 0.4, 2.1]), np.array([-0.7]), np.array([0.9, 1.1])]
     data = grouped(groups)
     positions = np.arange(data.y.size) if level == "rows" else np.arange(len(groups))
-    exact = hloo._exact_no_pooling(data, PRIORS, positions, level)
+    exact = hloo._exact_single_normal(data, PRIORS, positions, level, pooled=False)
     for position, value in zip(positions, exact):
         if level == "sites":
             expected = brute_force_log_marginal(tuple(groups[position]))
@@ -59,6 +59,19 @@ def test_exact_no_pooling_loo_equals_direct_quadrature(level):
             site = groups[data.site_idx[position]]
             rest = np.delete(site, position - np.flatnonzero(data.site_idx == data.site_idx[position])[0])
             expected = brute_force_log_marginal(tuple(site)) - (brute_force_log_marginal(tuple(rest)) if rest.size else 0.0)
+        assert value == pytest.approx(expected, abs=1e-5), (level, position)
+
+
+@pytest.mark.parametrize("level", ["rows", "sites"])
+def test_exact_complete_pooling_loo_equals_direct_quadrature(level):
+    groups = [np.array([1.2, 0.4, 2.1]), np.array([-0.7]), np.array([0.9, 1.1])]
+    data = grouped(groups)
+    every = np.concatenate(groups)
+    positions = np.arange(every.size) if level == "rows" else np.arange(len(groups))
+    exact = hloo._exact_single_normal(data, PRIORS, positions, level, pooled=True)
+    for position, value in zip(positions, exact):
+        left_out = data.site_idx == position if level == "sites" else np.arange(every.size) == position
+        expected = brute_force_log_marginal(tuple(every)) - brute_force_log_marginal(tuple(every[~left_out]))
         assert value == pytest.approx(expected, abs=1e-5), (level, position)
 
 

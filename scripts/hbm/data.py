@@ -6,6 +6,7 @@ import csv
 import hashlib
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +26,15 @@ class Grouped:
     sites: list[str]
     obs_id: np.ndarray
 
-    @property
+    @cached_property
     def n(self) -> np.ndarray:
         return np.bincount(self.site_idx, minlength=len(self.sites)).astype(float)
 
-    @property
+    @cached_property
     def ybar(self) -> np.ndarray:
         return np.bincount(self.site_idx, weights=self.y, minlength=len(self.sites)) / self.n
 
-    @property
+    @cached_property
     def ss(self) -> np.ndarray:
         """Sum of squared deviations from each group's own mean."""
         dev = self.y - self.ybar[self.site_idx]

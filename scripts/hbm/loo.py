@@ -1,10 +1,11 @@
 """PSIS-LOO with its reliability: Pareto k by band, and an exact remedy where PSIS cannot be trusted.
 
 Each site mean is integrated out analytically before importance sampling (`pointwise.loo_log_likelihood`),
-which leaves far smaller Pareto k for small sites. Where k still exceeds ArviZ's threshold and the model
-is no pooling with a Normal prior on mu, the leave-one-out density is computed exactly instead: a site's
-only other parameter is its sd, so p(y_i | y_-i) is a one-dimensional integral, done by quadrature.
-Rows left above the threshold (other models) are counted and the result is marked unreliable.
+which leaves far smaller Pareto k for small sites. Where k still exceeds ArviZ's threshold under
+complete or no pooling with a Normal prior on mu, the leave-one-out density is computed exactly
+instead: given the sd the mean integrates out in closed form, so p(y_i | y_-i) is a ratio of two
+one-dimensional integrals, done by quadrature. Rows left above the threshold (partial pooling, other
+priors) are counted and the result is marked unreliable.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def model_loo(tree: xr.DataTree, name: str, data: Grouped, priors: dict, level: 
         "k_very_bad": int((k > 1).sum()),
         "exact": 0,
     }
-    if len(bad) and name == "no_pooling" and priors["mu"]["dist"] == "Normal":
-        exact = _exact_no_pooling(data, priors, bad, level)
+    if len(bad) and name in ("complete_pooling", "no_pooling") and priors["mu"]["dist"] == "Normal":
+        exact = _exact_single_normal(data, priors, bad, level, pooled=name == "complete_pooling")
         _replace(result, bad, exact)
         facts["exact"] = len(bad)
     facts["unreliable"] = len(bad) - facts["exact"]
@@ -107,9 +108,11 @@ def _site_log_evidence(sd, n, ybar, ss, m0, s0):
     )
 
 
-def _exact_no_pooling(data: Grouped, priors: dict, positions, level: str) -> np.ndarray:
-    """Exact log p(left-out rows | the rest of their site) under no pooling (sites are independent):
-    log of the ratio of two one-dimensional integrals over the site's sd on a log grid."""
+def _exact_single_normal(data: Grouped, priors: dict, positions, level: str, pooled: bool) -> np.ndarray:
+    """Exact log p(left-out rows | the rest) where the rows share one Normal with mean ~ N(m0, s0) and
+    sd ~ its prior: every row (complete pooling, `pooled`) or each site's rows (no pooling, where
+    sites are independent). The mean integrates out in closed form, which leaves the log of the ratio
+    of two one-dimensional integrals over the sd, on one log grid."""
     m0, s0 = float(priors["mu"]["mu"]), float(priors["mu"]["sigma"])
     scale = float(np.std(data.y)) + s0
     log_sd = np.linspace(math.log(scale * 1e-6), math.log(scale * 1e3), GRID)
@@ -119,16 +122,26 @@ def _exact_no_pooling(data: Grouped, priors: dict, positions, level: str) -> np.
     def log_marginal(n, ybar, ss):
         return logsumexp(weight + _site_log_evidence(sd, n, ybar, ss, m0, s0))
 
+    if pooled:
+        n_all, ybar_all = float(data.n.sum()), float(data.y.mean())
+        ss_all = float(((data.y - ybar_all) ** 2).sum())
     out = []
     for position in positions:
         if level == "sites":
-            j = position
-            out.append(log_marginal(data.n[j], data.ybar[j], data.ss[j]) - log_marginal(0, 0.0, 0.0))
-            continue
-        j, y = data.site_idx[position], data.y[position]
-        n, ybar, ss = data.n[j], data.ybar[j], data.ss[j]
-        rest_n = n - 1
-        rest_ybar = (n * ybar - y) / rest_n if rest_n else 0.0
-        rest_ss = max(ss - n / rest_n * (y - ybar) ** 2, 0.0) if rest_n else 0.0
-        out.append(log_marginal(n, ybar, ss) - log_marginal(rest_n, rest_ybar, rest_ss))
+            part = data.n[position], data.ybar[position], data.ss[position]
+        else:
+            part = 1.0, data.y[position], 0.0
+        j = position if level == "sites" else data.site_idx[position]
+        whole = (n_all, ybar_all, ss_all) if pooled else (data.n[j], data.ybar[j], data.ss[j])
+        out.append(log_marginal(*whole) - log_marginal(*_without(whole, part)))
     return np.array(out)
+
+
+def _without(whole, part):
+    """(n, mean, sum of squared deviations) of a set of rows after removing a subset of them."""
+    (n, ybar, ss), (k, kbar, kss) = whole, part
+    rest = n - k
+    if rest <= 0:
+        return 0.0, 0.0, 0.0
+    rest_bar = (n * ybar - k * kbar) / rest
+    return rest, rest_bar, max(ss - kss - rest * k / n * (rest_bar - kbar) ** 2, 0.0)

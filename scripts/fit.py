@@ -10,22 +10,26 @@ import time
 if "snakemake" in globals():  # before PyTensor is imported: the job's own compile cache
     os.environ["PYTENSOR_FLAGS"] = f"base_compiledir={os.path.abspath(snakemake.params.compiledir)}"  # noqa: F821
 
+import pymc as pm  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from hbm import gate, io, models, pointwise, sampling  # noqa: E402
 
 
 def fit_selection(
-    data_path, posteriors: dict, predictives: dict, selection: str, config: dict, cores: int, log_path=None
+    data_path, posteriors: dict, predictives: dict, graphs: dict, selection: str, config: dict, cores: int, log_path=None
 ):
-    """Every configured model, in config order; `posteriors` and `predictives`: model -> output path."""
+    """Every configured model, in config order; `posteriors`, `predictives`, `graphs`: model -> output path."""
     io.setup_logging(log_path)
     for name in config["models"]:
-        fit(data_path, posteriors[name], name, selection, config, cores, predictives[name])
+        fit(data_path, posteriors[name], name, selection, config, cores, predictives[name], graphs[name])
 
 
-def fit(data_path, out_path, name: str, selection: str, config: dict, cores: int, predictive_path=None) -> xr.DataTree:
-    """Fit model `name`; write its posterior to `out_path` and, if given, its posterior predictive."""
+def fit(
+    data_path, out_path, name: str, selection: str, config: dict, cores: int, predictive_path=None, graph_path=None
+) -> xr.DataTree:
+    """Fit model `name`; write its posterior to `out_path` and, if given, its posterior predictive and
+    the model's graph (PNG)."""
     log = logging.getLogger("hbm")
     data = io.read_grouped(data_path, config["outcome"], config["group"])
     spec = config["models"][name]
@@ -35,6 +39,9 @@ def fit(data_path, out_path, name: str, selection: str, config: dict, cores: int
 
     start = time.perf_counter()
     model = models.build(name, data, spec["priors"], parameterization)
+    if graph_path:
+        with io.atomic_path(graph_path) as tmp:
+            tmp.write_bytes(pm.model_to_graphviz(model).pipe(format="png"))
     tree = sampling.sample(model, settings, cores)
     seconds = time.perf_counter() - start
     posterior = tree["posterior"].to_dataset()
@@ -119,6 +126,7 @@ if __name__ == "__main__" and "snakemake" in globals():
         sm.input.data,
         dict(zip(sm.config["models"], sm.output.posteriors)),
         dict(zip(sm.config["models"], sm.output.predictives)),
+        {name: getattr(sm.output, f"graph_{name}") for name in sm.config["models"]},
         sm.wildcards.selection,
         sm.config,
         sm.threads,

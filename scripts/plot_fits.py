@@ -1,5 +1,5 @@
-"""Figures of one selection's posteriors: per model the model graph and trace plot, then the site
-means of the models side by side (forest plot)."""
+"""Figures of one selection's posteriors: per model the trace plot, then the site means of the
+models side by side (forest plot)."""
 
 import json
 from pathlib import Path
@@ -7,10 +7,9 @@ from pathlib import Path
 import arviz_plots as azp
 import numpy as np
 import pandas as pd
-import pymc as pm
 from arviz_stats import ess
 
-from hbm import io, models, plotting
+from hbm import io, plotting
 from hbm.tables import SAMPLE, hdi_bounds, reported_parameters
 
 TRACE_SITES = 8  # per-site parameters in a trace plot: the sites with the lowest bulk ESS
@@ -26,9 +25,6 @@ def plot_fits(data_path, posteriors: dict, outdir, selection: str, config: dict,
     trees = {name: io.read_tree(path) for name, path in posteriors.items()}
     labels = {name: plotting.model_label(name, json.loads(tree.attrs["convergence_failures"])) for name, tree in trees.items()}
     for name, tree in trees.items():
-        model = models.build_from_spec(name, data, config["models"][name])
-        with io.atomic_path(outdir / name / "graph.png") as tmp:
-            tmp.write_bytes(pm.model_to_graphviz(model).pipe(format="png"))
         plotting.save(trace(tree["posterior"].to_dataset(), f"{labels[name]} ({selection})", options), outdir / name / "trace.png")
 
     summaries = {labels[name]: site_mean_summary(tree["posterior"].to_dataset()) for name, tree in trees.items()}
@@ -36,7 +32,7 @@ def plot_fits(data_path, posteriors: dict, outdir, selection: str, config: dict,
     counts = pd.Series(data.n, index=data.sites)
     title = f"Site means under the models ({selection})"
     plotting.save(plotting.forest(summaries, counts, title, options, population), outdir / "figures" / "forest.png")
-    log.info("plotted graphs, traces and forest plots of %d models of %s", len(trees), selection)
+    log.info("plotted traces and forest plots of %d models of %s", len(trees), selection)
 
 
 def site_mean_summary(posterior) -> pd.DataFrame:

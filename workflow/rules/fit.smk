@@ -5,6 +5,7 @@ rule fit:
     output:
         posteriors=expand("results/{{selection}}/{model}/posterior.nc", model=MODELS),
         predictives=expand("results/{{selection}}/{model}/posterior_predictive.nc", model=MODELS),
+        **{f"graph_{m}": path for m, path in model_outputs("graph.png", "graph", "figure").items()},
     log:
         "logs/fit/{selection}.log",
     benchmark:

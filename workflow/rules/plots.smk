@@ -43,7 +43,6 @@ rule plot_fits:
         data="results/{selection}/data.csv",
         posteriors=per_model("results/{selection}/{model}/posterior.nc"),
     output:
-        **{f"graph_{m}": path for m, path in model_outputs("graph.png", "graph", "figure").items()},
         **{f"trace_{m}": path for m, path in model_outputs("trace.png", "trace", "figure").items()},
         forest=reported("results/{selection}/figures/forest.png", "forest", "comparison", figure="forest"),
     log:

@@ -7,7 +7,6 @@ from pathlib import Path
 import arviz_plots as azp
 import numpy as np
 import pandas as pd
-from arviz_stats import ess
 
 from hbm import io, plotting
 from hbm.tables import SAMPLE, hdi_bounds, reported_parameters
@@ -15,8 +14,9 @@ from hbm.tables import SAMPLE, hdi_bounds, reported_parameters
 TRACE_SITES = 8  # per-site parameters in a trace plot: the sites with the lowest bulk ESS
 
 
-def plot_fits(data_path, posteriors: dict, outdir, selection: str, config: dict, log_path=None):
-    """`posteriors`: model -> NetCDF path; figures go to `outdir`/{model}/ and `outdir`/figures/."""
+def plot_fits(data_path, posteriors: dict, summaries: dict, outdir, selection: str, config: dict, log_path=None):
+    """`posteriors`, `summaries`: model -> NetCDF path, summary.csv; figures go to `outdir`/{model}/
+    and `outdir`/figures/."""
     log = io.setup_logging(log_path)
     options = config["plots"]
     plotting.style(options)
@@ -25,7 +25,9 @@ def plot_fits(data_path, posteriors: dict, outdir, selection: str, config: dict,
     trees = {name: io.read_tree(path) for name, path in posteriors.items()}
     labels = {name: plotting.model_label(name, json.loads(tree.attrs["convergence_failures"])) for name, tree in trees.items()}
     for name, tree in trees.items():
-        plotting.save(trace(tree["posterior"].to_dataset(), f"{labels[name]} ({selection})", options), outdir / name / "trace.png")
+        summary = pd.read_csv(summaries[name], keep_default_na=False)
+        figure = trace(tree["posterior"].to_dataset(), summary, f"{labels[name]} ({selection})", options)
+        plotting.save(figure, outdir / name / "trace.png")
 
     summaries = {labels[name]: site_mean_summary(tree["posterior"].to_dataset()) for name, tree in trees.items()}
     population = float(trees["partial_pooling"]["posterior"]["hyper_mu"].mean()) if "partial_pooling" in trees else None
@@ -47,16 +49,17 @@ def site_mean_summary(posterior) -> pd.DataFrame:
     return pd.DataFrame({key: np.atleast_1d(value) for key, value in table.items()}, index=index)
 
 
-def trace(posterior, title: str, options: dict):
+def trace(posterior, summary: pd.DataFrame, title: str, options: dict):
     """The lecture's trace plot (densities and draws per chain); per-site parameters only for the
-    TRACE_SITES sites with the lowest bulk ESS when there are more (all are in summary.csv)."""
+    TRACE_SITES sites with the lowest bulk ESS in `summary` (the model's summary.csv) when there are more."""
     parameters = reported_parameters(posterior)
     sites = posterior["site"].values
     per_site = [name for name in parameters if "site" in posterior[name].dims]
     coords, note = {}, ""
     if len(sites) > TRACE_SITES and per_site:
-        worst = ess(posterior[per_site], method="bulk").to_array().min("variable").values
-        coords = {"site": list(sites[np.argsort(worst, kind="stable")[:TRACE_SITES]])}
+        site_of = summary["parameter"].str.extract(r"^\w+\[(.*)\]$", expand=False)
+        worst = summary.assign(site=site_of).dropna(subset=["site"]).groupby("site")["ess_bulk"].min()
+        coords = {"site": list(worst.reindex(sites).sort_values(kind="stable").index[:TRACE_SITES])}
         note = f"; per-site parameters: the {TRACE_SITES} of {len(sites):,} sites with the lowest bulk ESS"
     pc = azp.plot_trace_dist(
         posterior.sel(coords) if coords else posterior,
@@ -76,6 +79,7 @@ if __name__ == "__main__" and "snakemake" in globals():
         plot_fits,
         sm.input.data,
         dict(zip(sm.config["models"], sm.input.posteriors)),
+        dict(zip(sm.config["models"], sm.input.summaries)),
         sm.params.outdir,
         sm.wildcards.selection,
         sm.config,

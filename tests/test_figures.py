@@ -137,7 +137,10 @@ def figures(count):
     yield "ppc", plotting.ppc_intervals(ppc_table(frame), "y", "partial pooling (sel)", colours, OPTIONS)
     yield "forest", plotting.forest(summaries, counts, "Site means under the models (sel)", OPTIONS, 0.0)
     yield "shrinkage", plotting.shrinkage(shrink, "y", "Shrinkage (sel): partial pooling pulls site means\ntowards the population", OPTIONS, 0.0)
-    yield "trace", trace(draws["no pooling"], "no pooling (sel)", OPTIONS)
+    summary = pd.DataFrame(
+        {"parameter": [f"{p}[{n}]" for p in ("mu", "sigma") for n in names], "ess_bulk": np.arange(2 * count, 0, -1.0)}
+    )
+    yield "trace", trace(draws["no pooling"], summary, "no pooling (sel)", OPTIONS)
     yield "icc", _icc_figure(partial, icc, "sel", OPTIONS)
 
 

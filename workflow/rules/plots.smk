@@ -42,6 +42,7 @@ rule plot_fits:
     input:
         data="results/{selection}/data.csv",
         posteriors=per_model("results/{selection}/{model}/posterior.nc"),
+        summaries=per_model("results/{selection}/{model}/summary.csv"),
     output:
         **{f"trace_{m}": path for m, path in model_outputs("trace.png", "trace", "figure").items()},
         forest=reported("results/{selection}/figures/forest.png", "forest", "comparison", figure="forest"),

@@ -78,12 +78,17 @@ def facts(workdir: Path, selection: str, truth: dict | None) -> dict:
         "peak_step": step,
         "divergences": dict(zip(verdict["model"], verdict["divergences"].astype(int))),
         "gate_passed": bool(verdict["passed"].all()),
-        "loo_reliable": bool(pd.read_csv(workdir / "results" / selection / "tables" / "loo_comparison.csv")["reliable"].all()),
+        "loo_reliable": bool(
+            pd.read_csv(workdir / "results" / selection / "tables" / "loo_comparison.csv")["reliable"].all()
+        ),
     }
     if truth:
-        summary = pd.read_csv(workdir / "results" / selection / "partial_pooling" / "summary.csv").set_index("parameter")
+        summary = pd.read_csv(workdir / "results" / selection / "partial_pooling" / "summary.csv").set_index(
+            "parameter"
+        )
         out["truth_in_94_hdi"] = {
-            name: bool(summary.loc[name, "hdi_3%"] <= value <= summary.loc[name, "hdi_97%"]) for name, value in truth.items()
+            name: bool(summary.loc[name, "hdi_3%"] <= value <= summary.loc[name, "hdi_97%"])
+            for name, value in truth.items()
         }
     return out
 
@@ -97,7 +102,12 @@ def case(label: str, config: dict, selection: str, truth=None, warm: bool = True
             for folder in ("results", "benchmarks", ".snakemake"):
                 shutil.rmtree(workdir / folder, ignore_errors=True)
             times["warm"] = run(workdir, config)
-        print(json.dumps({"case": label, "seconds": {k: round(v, 1) for k, v in times.items()}} | facts(workdir, selection, truth)))
+        print(
+            json.dumps(
+                {"case": label, "seconds": {k: round(v, 1) for k, v in times.items()}}
+                | facts(workdir, selection, truth)
+            )
+        )
 
 
 def main():

@@ -17,7 +17,14 @@ from hbm import gate, io, models, pointwise, sampling  # noqa: E402
 
 
 def fit_selection(
-    data_path, posteriors: dict, predictives: dict, graphs: dict, selection: str, config: dict, cores: int, log_path=None
+    data_path,
+    posteriors: dict,
+    predictives: dict,
+    graphs: dict,
+    selection: str,
+    config: dict,
+    cores: int,
+    log_path=None,
 ):
     """Every configured model, in config order; `posteriors`, `predictives`, `graphs`: model -> output path."""
     io.setup_logging(log_path)

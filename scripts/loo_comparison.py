@@ -11,7 +11,9 @@ def loo_comparison(data_path, posteriors: dict, out_path, config: dict, log_path
     results, facts = {}, []
     for name, path in posteriors.items():
         tree = io.read_tree(path)
-        results[name], row = hloo.model_loo(tree, name, data, config["models"][name]["priors"], tree.attrs["pointwise_level"])
+        results[name], row = hloo.model_loo(
+            tree, name, data, config["models"][name]["priors"], tree.attrs["pointwise_level"]
+        )
         facts.append(row)
         log.info("%s: %s", name, row["remedy"])
     table = hloo.comparison(results, facts)

@@ -23,7 +23,9 @@ def plot_fits(data_path, posteriors: dict, summaries: dict, outdir, selection: s
     outdir = Path(outdir)
     data = io.read_grouped(data_path, config["outcome"], config["group"])
     trees = {name: io.read_tree(path) for name, path in posteriors.items()}
-    labels = {name: plotting.model_label(name, json.loads(tree.attrs["convergence_failures"])) for name, tree in trees.items()}
+    labels = {
+        name: plotting.model_label(name, json.loads(tree.attrs["convergence_failures"])) for name, tree in trees.items()
+    }
     for name, tree in trees.items():
         summary = pd.read_csv(summaries[name], keep_default_na=False)
         figure = trace(tree["posterior"].to_dataset(), summary, f"{labels[name]} ({selection})", options)

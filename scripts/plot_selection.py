@@ -15,7 +15,9 @@ def plot_selection(data_path, histogram_path, sites_path, selection: str, config
     frame = pd.read_csv(data_path, dtype={group: str}, keep_default_na=False)
     sites = list(dict.fromkeys(frame[group]))
 
-    fig = _histogram(frame, outcome, f"{outcome} in selection {selection} ({len(frame):,} rows, {len(sites):,} sites)", options)
+    fig = _histogram(
+        frame, outcome, f"{outcome} in selection {selection} ({len(frame):,} rows, {len(sites):,} sites)", options
+    )
     plotting.save(fig, histogram_path)
 
     plotting.save(_by_site(frame, sites, outcome, group, options), sites_path)
@@ -55,9 +57,12 @@ def _by_site(frame, sites, outcome, group, options):
     for site in drawn:
         sns.kdeplot(frame.loc[frame[group] == site, outcome], ax=right, color=colours[site], label=site)
     skipped = len(sites) - len(drawn)
-    right.set_title("density by site" + (f" ({skipped} with one distinct value left out)" if skipped else ""), fontsize="medium")
+    right.set_title(
+        "density by site" + (f" ({skipped} with one distinct value left out)" if skipped else ""), fontsize="medium"
+    )
     plotting.legend_beside(right)
     return fig
+
 
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821

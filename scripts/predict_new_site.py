@@ -17,7 +17,12 @@ def predict_new_site(data_path, posterior_path, out_path, site: str, selection: 
     rng = io.rng_for(seed, selection, "new_site", site)
     predictions = pointwise.new_site_predictive(posterior, obs_id, rng, config["storage"]["max_values"])
     attrs = io.provenance(
-        config, model="partial_pooling", selection=selection, new_site=site, seed=seed, thinning=predictions.attrs["thinning"]
+        config,
+        model="partial_pooling",
+        selection=selection,
+        new_site=site,
+        seed=seed,
+        thinning=predictions.attrs["thinning"],
     )
     tree = io.draws_with_observed("predictions", predictions, rows[outcome], obs_id, attrs)
     io.write_tree(tree, out_path)

@@ -33,6 +33,13 @@ PRIORS = {
 VARIANTS = {
     "complete pooling": ("complete_pooling", {}, True),
     "no pooling, marginal": ("no_pooling", {"parameterization": "marginal"}, True),
+    "complete pooling, PyMC NUTS": ("complete_pooling", {"sampler": "pymc"}, True),
+    "no pooling, marginal, pytensor backend": (
+        "no_pooling",
+        {"parameterization": "marginal", "backend": "pytensor"},
+        True,
+    ),
+    "no pooling, marginal, PyMC NUTS": ("no_pooling", {"parameterization": "marginal", "sampler": "pymc"}, True),
     "no pooling, centered": ("no_pooling", {"parameterization": "centered"}, False),
     "partial pooling, marginal": ("partial_pooling", {"parameterization": "marginal"}, True),
     "partial pooling, marginal, pytensor backend": (
@@ -40,7 +47,11 @@ VARIANTS = {
         {"parameterization": "marginal", "backend": "pytensor"},
         True,
     ),
-    "partial pooling, marginal, PyMC NUTS": ("partial_pooling", {"parameterization": "marginal", "sampler": "pymc"}, True),
+    "partial pooling, marginal, PyMC NUTS": (
+        "partial_pooling",
+        {"parameterization": "marginal", "sampler": "pymc"},
+        True,
+    ),
     "partial pooling, noncentered": ("partial_pooling", {"parameterization": "noncentered"}, False),
     "partial pooling, centered": ("partial_pooling", {"parameterization": "centered"}, False),
 }
@@ -116,7 +127,9 @@ def test_every_model_is_exact_on_many_small_groups(dataset, variant, tmp_path):
     found = deviations(tree["posterior"].to_dataset(), exact_means(model, groups))
     tolerance = max(4.0, float(norm.isf(0.005 / len(found))))
     off = [f"{label}: {z:+.1f} MCSE" for label, z in found if abs(z) > tolerance]
-    assert flagged or not off, f"{variant} on {name}: {len(off)} of {len(found)} off by > {tolerance:.2f} MCSE: {off[:10]}"
+    assert flagged or not off, (
+        f"{variant} on {name}: {len(off)} of {len(found)} off by > {tolerance:.2f} MCSE: {off[:10]}"
+    )
 
 
 def test_partial_pooling_agrees_with_the_published_lmer_fit(tmp_path):

@@ -35,7 +35,10 @@ def layout_problems(fig) -> list[str]:
         if box.x0 < edge.x0 - 1 or box.y0 < edge.y0 - 1 or box.x1 > edge.x1 + 1 or box.y1 > edge.y1 + 1
     ]
     for (a, box_a), (b, box_b) in itertools.combinations(zip(texts, boxes), 2):
-        if min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0) > 1 and min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0) > 1:
+        if (
+            min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0) > 1
+            and min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0) > 1
+        ):
             problems.append(f"texts {a.get_text()!r} and {b.get_text()!r} overlap")
     for ax in fig.axes:
         legend = ax.get_legend()
@@ -63,8 +66,7 @@ def drawn_texts(fig) -> list:
                 if low - span <= tick.get_loc() <= high + span:
                     drawn += [label for label in labels if label.get_visible() and label.get_text().strip()]
     others = [
-        t for t in fig.findobj(matplotlib.text.Text)
-        if id(t) not in ticks and t.get_visible() and t.get_text().strip()
+        t for t in fig.findobj(matplotlib.text.Text) if id(t) not in ticks and t.get_visible() and t.get_text().strip()
     ]
     return drawn + others
 
@@ -98,7 +100,10 @@ def posterior(names, seed=0):
     rng = np.random.default_rng(seed)
     shape = (2, 100, len(names))
     return xr.Dataset(
-        {"mu": (("chain", "draw", "site"), rng.normal(0, 1, shape)), "sigma": (("chain", "draw", "site"), rng.gamma(5, 0.2, shape))},
+        {
+            "mu": (("chain", "draw", "site"), rng.normal(0, 1, shape)),
+            "sigma": (("chain", "draw", "site"), rng.gamma(5, 0.2, shape)),
+        },
         coords={"site": names},
     )
 
@@ -106,8 +111,14 @@ def posterior(names, seed=0):
 def ppc_table(frame):
     mean = frame.groupby("g")["y"].transform("mean").to_numpy()
     return pd.DataFrame(
-        {"site": frame["g"], "observed": frame["y"], "predictive_mean": mean, "hdi_lower": mean - 1.6,
-         "hdi_upper": mean + 1.6, "inside": (frame["y"] - mean).abs() < 1.6}
+        {
+            "site": frame["g"],
+            "observed": frame["y"],
+            "predictive_mean": mean,
+            "hdi_lower": mean - 1.6,
+            "hdi_upper": mean + 1.6,
+            "inside": (frame["y"] - mean).abs() < 1.6,
+        }
     )
 
 
@@ -119,15 +130,29 @@ def figures(count):
     pooled = xr.Dataset({"mu": (("chain", "draw"), np.random.default_rng(3).normal(0, 0.1, (2, 100)))})
     summaries = {"complete pooling": site_mean_summary(pooled)} | {k: site_mean_summary(v) for k, v in draws.items()}
     counts = pd.Series(sizes, index=names)
-    shrink = pd.DataFrame({"site": names, "n": sizes, "no_pooling_mean": draws["no pooling"]["mu"].mean(("chain", "draw")),
-                           "partial_pooling_mean": draws["partial pooling"]["mu"].mean(("chain", "draw")),
-                           "complete_pooling_mean": 0.0})
+    shrink = pd.DataFrame(
+        {
+            "site": names,
+            "n": sizes,
+            "no_pooling_mean": draws["no pooling"]["mu"].mean(("chain", "draw")),
+            "partial_pooling_mean": draws["partial pooling"]["mu"].mean(("chain", "draw")),
+            "complete_pooling_mean": 0.0,
+        }
+    )
     icc = pd.Series({"hdi_3%": 0.1, "hdi_97%": 0.5, "mean": 0.3})
-    partial = xr.Dataset({"between_variability": (("chain", "draw"), np.random.default_rng(4).gamma(4, 0.1, (2, 100))),
-                          "within_variability": (("chain", "draw"), np.random.default_rng(5).gamma(40, 0.02, (2, 100)))})
+    partial = xr.Dataset(
+        {
+            "between_variability": (("chain", "draw"), np.random.default_rng(4).gamma(4, 0.1, (2, 100))),
+            "within_variability": (("chain", "draw"), np.random.default_rng(5).gamma(40, 0.02, (2, 100))),
+        }
+    )
     new_site = xr.DataTree.from_dict(
-        {"predictions": xr.Dataset({"y_est": (("chain", "draw", "obs_id"), np.random.default_rng(6).normal(0, 1.2, (2, 100, 30)))}),
-         "observed_data": xr.Dataset({"y_est": ("obs_id", np.random.default_rng(7).normal(0, 1, 30))})}
+        {
+            "predictions": xr.Dataset(
+                {"y_est": (("chain", "draw", "obs_id"), np.random.default_rng(6).normal(0, 1.2, (2, 100, 30)))}
+            ),
+            "observed_data": xr.Dataset({"y_est": ("obs_id", np.random.default_rng(7).normal(0, 1, 30))}),
+        }
     )
     coverage = pd.Series({"hdi_lower": -2.3, "hdi_upper": 2.3, "coverage": 0.97})
     yield "all groups", all_groups(frame, "y", "g", OPTIONS)
@@ -136,7 +161,12 @@ def figures(count):
     yield "new site", _new_site_figure(new_site, coverage, "Zürich", "sel", "y", OPTIONS)
     yield "ppc", plotting.ppc_intervals(ppc_table(frame), "y", "partial pooling (sel)", colours, OPTIONS)
     yield "forest", plotting.forest(summaries, counts, "Site means under the models (sel)", OPTIONS, 0.0)
-    yield "shrinkage", plotting.shrinkage(shrink, "y", "Shrinkage (sel): partial pooling pulls site means\ntowards the population", OPTIONS, 0.0)
+    yield (
+        "shrinkage",
+        plotting.shrinkage(
+            shrink, "y", "Shrinkage (sel): partial pooling pulls site means\ntowards the population", OPTIONS, 0.0
+        ),
+    )
     summary = pd.DataFrame(
         {"parameter": [f"{p}[{n}]" for p in ("mu", "sigma") for n in names], "ess_bulk": np.arange(2 * count, 0, -1.0)}
     )

@@ -48,14 +48,23 @@ CONFIG_CASES = {
     "zero draws": (("sampling", "draws", 0), ["sampling.draws", "0 is less than the minimum of 1"]),
     "negative tune": (("sampling", "tune", -5), ["sampling.tune", "-5"]),
     "zero chains": (("sampling", "chains", 0), ["sampling.chains", "0"]),
-    "unknown model": (("models", "full_pooling", {"priors": {}}), ["config key 'models'", "full_pooling"]),
+    "unknown model": (
+        ("models", "full_pooling", {"priors": {}}),
+        ["config key 'models.full_pooling' is not a known key"],
+    ),
     "selection name escapes results": (("selections", "../x", FIRST5), ["'../x'", "cannot be used as a folder name"]),
     "absolute selection name": (("selections", "/abs", FIRST5), ["'/abs'", "cannot be used as a folder name"]),
     "new site escapes results": (("new_sites", ["../Zurich"]), ["new_sites", "cannot be used as a folder name"]),
     "outcome column missing": (("outcome", "selfcontrol"), ["config key 'outcome'", "'selfcontrol'"]),
     "group column missing": (("group", "Place"), ["config key 'group'", "'Place'"]),
-    "unknown top-level key (typo)": (("selection", {"mine": ["Oslo", "Kassel"]}), ["'selection' is not a known key", "did you mean 'selections'?"]),
-    "unknown nested key (typo)": (("sampling", "draw", 10), ["'sampling.draw' is not a known key", "did you mean 'draws'?"]),
+    "unknown top-level key (typo)": (
+        ("selection", {"mine": ["Oslo", "Kassel"]}),
+        ["'selection' is not a known key", "did you mean 'selections'?"],
+    ),
+    "unknown nested key (typo)": (
+        ("sampling", "draw", 10),
+        ["'sampling.draw' is not a known key", "did you mean 'draws'?"],
+    ),
     "missing data, no url": (
         ("data", {"path": "nowhere/data.csv"}),
         ["data.path", "nowhere/data.csv", "does not exist"],
@@ -88,7 +97,9 @@ def test_non_numeric_outcome_names_the_rows(tmp_path, test_config):
 
 
 def test_infinite_outcome_names_the_rows(tmp_path, test_config):
-    data = small_csv(tmp_path / "d.csv", [[40, "A", 1], ["inf", "A", 2], [38, "B", 3], ["-Infinity", "B", 4], [41, "Z", 5]])
+    data = small_csv(
+        tmp_path / "d.csv", [[40, "A", 1], ["inf", "A", 2], [38, "B", 3], ["-Infinity", "B", 4], [41, "Z", 5]]
+    )
     config = test_config | {"data": {"path": data}, "selections": {"s": ["A", "B"]}, "new_sites": ["Z"]}
     expect_refusal(tmp_path, config, "outcome column 'scontrol'", "infinite values", "row 3 ('inf')", "row 5 ('-inf')")
 
@@ -102,7 +113,11 @@ def test_numeric_group_codes_are_labels(tmp_path, test_config, as_numbers):
     rows = [[round(40 + 6 * rng.standard_normal()), code, i] for i, code in enumerate(codes * 10)]
     data = small_csv(tmp_path / "d.csv", rows)
     listed = [27053, "011", 27137] if as_numbers else ["27053", "011", "27137"]
-    config = test_config | {"data": {"path": data}, "selections": {"codes": listed}, "new_sites": [11 if as_numbers else "11"]}
+    config = test_config | {
+        "data": {"path": data},
+        "selections": {"codes": listed},
+        "new_sites": [11 if as_numbers else "11"],
+    }
     targets = ["results/codes/tables/shrinkage.csv", "results/codes/partial_pooling/new_site_11.nc"]
     result = run_snakemake(tmp_path / "run", config, "--cores", "2", *targets, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]

@@ -58,7 +58,9 @@ def test_exact_no_pooling_loo_equals_direct_quadrature(level):
         else:
             site = groups[data.site_idx[position]]
             rest = np.delete(site, position - np.flatnonzero(data.site_idx == data.site_idx[position])[0])
-            expected = brute_force_log_marginal(tuple(site)) - (brute_force_log_marginal(tuple(rest)) if rest.size else 0.0)
+            expected = brute_force_log_marginal(tuple(site)) - (
+                brute_force_log_marginal(tuple(rest)) if rest.size else 0.0
+            )
         assert value == pytest.approx(expected, abs=1e-5), (level, position)
 
 

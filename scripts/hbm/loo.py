@@ -103,8 +103,12 @@ def _site_log_evidence(sd, n, ybar, ss, m0, s0):
         return np.zeros_like(sd)
     total = np.sqrt(s0**2 + sd**2 / n)
     return (
-        -(n - 1) * (0.5 * LOG_2PI + np.log(sd)) - ss / (2 * sd**2) - 0.5 * np.log(n)
-        - 0.5 * LOG_2PI - np.log(total) - (ybar - m0) ** 2 / (2 * total**2)
+        -(n - 1) * (0.5 * LOG_2PI + np.log(sd))
+        - ss / (2 * sd**2)
+        - 0.5 * np.log(n)
+        - 0.5 * LOG_2PI
+        - np.log(total)
+        - (ybar - m0) ** 2 / (2 * total**2)
     )
 
 

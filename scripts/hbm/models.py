@@ -29,7 +29,6 @@ from hbm.data import Grouped
 from hbm.pointwise import LOG_2PI
 
 MODELS = ("complete_pooling", "no_pooling", "partial_pooling")
-PARAMETERIZATIONS = ("centered", "noncentered", "marginal")
 # Each model's parameters in the lecture's order, and the parameterizations it offers (default first).
 PARAMETERS = {
     "complete_pooling": ("mu", "sigma"),
@@ -99,11 +98,6 @@ def parameterization_of(name: str, spec: dict) -> str:
     if name == "no_pooling" and chosen == "marginal" and spec["priors"]["mu"]["dist"] != "Normal":
         return "centered"
     return chosen
-
-
-def build_from_spec(name: str, data: Grouped, spec: dict) -> pm.Model:
-    """The model `name` as its config entry `spec` (priors, parameterization) describes it."""
-    return build(name, data, spec["priors"], parameterization_of(name, spec))
 
 
 def build(

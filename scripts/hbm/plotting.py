@@ -78,8 +78,16 @@ def legend_beside(ax, **kwargs) -> None:
     """The axes' legend to its right, outside the data."""
     handles, labels = ax.get_legend_handles_labels()
     if handles:
-        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False,
-                  borderaxespad=0, **kwargs)
+        ax.legend(
+            handles,
+            labels,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1),
+            fontsize="small",
+            frameon=False,
+            borderaxespad=0,
+            **kwargs,
+        )
 
 
 def group_labels(ax, positions, names, counts, axis: str = "y") -> str:
@@ -91,13 +99,21 @@ def group_labels(ax, positions, names, counts, axis: str = "y") -> str:
         return f"{len(names):,} groups, labels left out (see the tables)"
     size = "small" if len(names) <= FEW else "x-small" if len(names) <= 60 else 6
     labels = [f"{name} (n={int(n)})" for name, n in zip(names, counts)]
-    kwargs = {} if axis == "y" else {"rotation": 90 if len(names) > FEW else 30, "ha": "center" if len(names) > FEW else "right"}
+    kwargs = (
+        {}
+        if axis == "y"
+        else {"rotation": 90 if len(names) > FEW else 30, "ha": "center" if len(names) > FEW else "right"}
+    )
     set_ticks(positions, labels, fontsize=size, **kwargs)
     ticks = ax.get_yticklabels() if axis == "y" else ax.get_xticklabels()
     for tick, n in zip(ticks, counts):
         if n <= SMALL_GROUP:
             tick.set_color("crimson")
-    return f"{len(names)} groups; red: {SMALL_GROUP} rows or fewer" if (np.asarray(counts) <= SMALL_GROUP).any() else f"{len(names)} groups"
+    return (
+        f"{len(names)} groups; red: {SMALL_GROUP} rows or fewer"
+        if (np.asarray(counts) <= SMALL_GROUP).any()
+        else f"{len(names)} groups"
+    )
 
 
 def group_means_by_size(ax, frame: pd.DataFrame, outcome: str, group: str) -> None:
@@ -105,11 +121,24 @@ def group_means_by_size(ax, frame: pd.DataFrame, outcome: str, group: str) -> No
     stats = frame.groupby(group, sort=False)[outcome].agg(["mean", "size"])
     overall, sd = frame[outcome].mean(), frame[outcome].std()
     sizes = np.geomspace(1, stats["size"].max(), 200)
-    ax.fill_between(sizes, overall - 2 * sd / np.sqrt(sizes), overall + 2 * sd / np.sqrt(sizes), color="0.85",
-                    label="overall mean ± 2 sd/√n")
+    ax.fill_between(
+        sizes,
+        overall - 2 * sd / np.sqrt(sizes),
+        overall + 2 * sd / np.sqrt(sizes),
+        color="0.85",
+        label="overall mean ± 2 sd/√n",
+    )
     ax.axhline(overall, color="0.3", lw=1, label="overall mean")
-    ax.scatter(stats["size"], stats["mean"], s=10 if len(stats) > LABEL_LIMIT else 18, color="C0", alpha=0.7,
-               label="group mean", rasterized=len(stats) > LABEL_LIMIT, zorder=3)
+    ax.scatter(
+        stats["size"],
+        stats["mean"],
+        s=10 if len(stats) > LABEL_LIMIT else 18,
+        color="C0",
+        alpha=0.7,
+        label="group mean",
+        rasterized=len(stats) > LABEL_LIMIT,
+        zorder=3,
+    )
     size_axis(ax, stats["size"].to_numpy())
     ax.set_xlabel("rows in the group (log scale)")
     ax.set_ylabel(f"group mean of {outcome}")
@@ -143,7 +172,10 @@ def site_ticks(ax, sites: np.ndarray) -> None:
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
     ends = np.r_[starts[1:], len(codes)]
     width_pt = ax.get_position().width * ax.figure.get_figwidth() * 72
-    fits = all((end - start) / len(codes) * width_pt > 6 * len(str(label)) + 6 for start, end, label in zip(starts, ends, labels))
+    fits = all(
+        (end - start) / len(codes) * width_pt > 6 * len(str(label)) + 6
+        for start, end, label in zip(starts, ends, labels)
+    )
     ax.set_xticks((starts + ends - 1) / 2, labels, rotation=0 if fits else 90, fontsize="small")
     for boundary in starts[1:]:
         ax.axvline(boundary - 0.5, color="0.8", lw=0.8, zorder=0)
@@ -161,9 +193,13 @@ def ppc_intervals(table: pd.DataFrame, outcome: str, title: str, colours: dict, 
     fig, ax = figure(options, wide=True)
     x = np.arange(len(table))
     ax.vlines(x, table["hdi_lower"], table["hdi_upper"], colors=[colours[s] for s in table["site"]], lw=1.2, alpha=0.7)
-    ax.scatter(x, table["predictive_mean"], marker="_", color="0.15", s=25, lw=1, label="posterior predictive mean", zorder=3)
+    ax.scatter(
+        x, table["predictive_mean"], marker="_", color="0.15", s=25, lw=1, label="posterior predictive mean", zorder=3
+    )
     ax.scatter(x[inside], table["observed"][inside], s=9, color="0.35", label="observed, inside 95% HDI", zorder=4)
-    ax.scatter(x[~inside], table["observed"][~inside], s=14, color="crimson", label="observed, outside 95% HDI", zorder=5)
+    ax.scatter(
+        x[~inside], table["observed"][~inside], s=14, color="crimson", label="observed, outside 95% HDI", zorder=5
+    )
     site_ticks(ax, table["site"].to_numpy())
     ax.set_ylabel(outcome)
     ax.set_title(headline, fontsize="medium")
@@ -173,22 +209,45 @@ def ppc_intervals(table: pd.DataFrame, outcome: str, title: str, colours: dict, 
 
 def _ppc_by_group(table: pd.DataFrame, outcome: str, headline: str, options: dict):
     """One column per group, sorted by predictive mean: the rows' 95% predictive HDI and the observed rows."""
-    by_group = table.groupby("site", sort=False).agg(
-        lower=("hdi_lower", "min"), upper=("hdi_upper", "max"), mean=("predictive_mean", "mean"), n=("observed", "size")
-    ).sort_values("mean")
+    by_group = (
+        table.groupby("site", sort=False)
+        .agg(
+            lower=("hdi_lower", "min"),
+            upper=("hdi_upper", "max"),
+            mean=("predictive_mean", "mean"),
+            n=("observed", "size"),
+        )
+        .sort_values("mean")
+    )
     position = pd.Series(np.arange(len(by_group)), index=by_group.index)
     many = len(by_group) > LABEL_LIMIT
     width = options.get("wide_figsize", (12, 4.5))[0]
     fig, ax = plt.subplots(figsize=(max(width, 2 + 0.13 * min(len(by_group), LABEL_LIMIT)), 6.5 if not many else 5))
     fig.set_layout_engine("constrained")
-    ax.vlines(position, by_group["lower"], by_group["upper"], color="C0", lw=2.5 if not many else 0.6, alpha=0.5,
-              label="95% predictive HDI of a row")
+    ax.vlines(
+        position,
+        by_group["lower"],
+        by_group["upper"],
+        color="C0",
+        lw=2.5 if not many else 0.6,
+        alpha=0.5,
+        label="95% predictive HDI of a row",
+    )
     x = position[table["site"]].to_numpy() + np.random.default_rng(0).uniform(-0.25, 0.25, len(table))
     inside = table["inside"].to_numpy(bool)
     size = 6 if not many else 1
-    ax.scatter(x[inside], table["observed"][inside], s=size, color="0.3", label="observed, inside", rasterized=True, zorder=3)
-    ax.scatter(x[~inside], table["observed"][~inside], s=size * 1.5, color="crimson", label="observed, outside",
-               rasterized=True, zorder=4)
+    ax.scatter(
+        x[inside], table["observed"][inside], s=size, color="0.3", label="observed, inside", rasterized=True, zorder=3
+    )
+    ax.scatter(
+        x[~inside],
+        table["observed"][~inside],
+        s=size * 1.5,
+        color="crimson",
+        label="observed, outside",
+        rasterized=True,
+        zorder=4,
+    )
     note = group_labels(ax, position.to_numpy(), list(by_group.index), by_group["n"].to_numpy(), axis="x")
     ax.set_xlim(-1, len(by_group))
     ax.grid(axis="x", visible=False)
@@ -219,7 +278,13 @@ def forest(summaries: dict[str, pd.DataFrame], counts: pd.Series, title: str, op
     for label, rows in summaries.items():
         if label not in per_site:
             row = rows.iloc[0]
-            ax.axvspan(row["hdi94_lower"], row["hdi94_upper"], color=_colour_of(label), alpha=0.15, label=f"{label} (one mean, 94% HDI)")
+            ax.axvspan(
+                row["hdi94_lower"],
+                row["hdi94_upper"],
+                color=_colour_of(label),
+                alpha=0.15,
+                label=f"{label} (one mean, 94% HDI)",
+            )
     if population is not None:
         ax.axvline(population, color="0.2", ls="--", lw=1, label="population mean (partial pooling)")
     note = group_labels(ax, position[order].to_numpy(), order, counts[order].to_numpy(), axis="y")
@@ -250,12 +315,24 @@ def shrinkage(table: pd.DataFrame, outcome: str, title: str, options: dict, popu
         column = f"{name}_mean"
         if column in table:
             filled = name == "partial_pooling"
-            ax.scatter(n, table[column], s=8 if many else 22, marker=marker, zorder=3, rasterized=many,
-                       facecolors=MODEL_COLOURS[name] if filled else "none", edgecolors=MODEL_COLOURS[name],
-                       label=MODEL_LABELS[name])
+            ax.scatter(
+                n,
+                table[column],
+                s=8 if many else 22,
+                marker=marker,
+                zorder=3,
+                rasterized=many,
+                facecolors=MODEL_COLOURS[name] if filled else "none",
+                edgecolors=MODEL_COLOURS[name],
+                label=MODEL_LABELS[name],
+            )
     if "complete_pooling_mean" in table:
-        ax.axhline(table["complete_pooling_mean"].iloc[0], color=MODEL_COLOURS["complete_pooling"], lw=1.2,
-                   label=MODEL_LABELS["complete_pooling"])
+        ax.axhline(
+            table["complete_pooling_mean"].iloc[0],
+            color=MODEL_COLOURS["complete_pooling"],
+            lw=1.2,
+            label=MODEL_LABELS["complete_pooling"],
+        )
     if population is not None:
         ax.axhline(population, color="0.2", ls="--", lw=1, label="population mean")
     size_axis(ax, n)

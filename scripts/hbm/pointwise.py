@@ -103,14 +103,20 @@ def loo_log_likelihood(posterior: xr.Dataset, name: str, data: Grouped, priors: 
     if level == "sites":
         total_sd = np.sqrt(prior_sd**2 + sd**2 / data.n)
         values = (
-            -(data.n - 1) * (0.5 * LOG_2PI + np.log(sd)) - data.ss / (2 * sd**2) - 0.5 * np.log(data.n)
-            - 0.5 * LOG_2PI - np.log(total_sd) - (data.ybar - prior_mean) ** 2 / (2 * total_sd**2)
+            -(data.n - 1) * (0.5 * LOG_2PI + np.log(sd))
+            - data.ss / (2 * sd**2)
+            - 0.5 * np.log(data.n)
+            - 0.5 * LOG_2PI
+            - np.log(total_sd)
+            - (data.ybar - prior_mean) ** 2 / (2 * total_sd**2)
         )
         return xr.Dataset({"y_est": (("chain", "draw", "site"), values)}, coords=posterior.coords)
     idx = data.site_idx
     rest_n = (data.n - 1)[idx]
     rest_sum = (data.n * data.ybar)[idx] - data.y
-    sd, prior_mean, prior_sd = (v[..., idx] if np.ndim(v) and np.shape(v)[-1] > 1 else v for v in (sd, prior_mean, prior_sd))
+    sd, prior_mean, prior_sd = (
+        v[..., idx] if np.ndim(v) and np.shape(v)[-1] > 1 else v for v in (sd, prior_mean, prior_sd)
+    )
     precision = 1 / prior_sd**2 + rest_n / sd**2
     mean = (prior_mean / prior_sd**2 + rest_sum / sd**2) / precision
     variance = 1 / precision + sd**2

@@ -39,7 +39,12 @@ def posterior_summary(posterior: xr.Dataset, data: Grouped) -> pd.DataFrame:
     table = table.rename(columns={"hdi94_lb": "hdi_3%", "hdi94_ub": "hdi_97%"})
     table = table.rename_axis("parameter").reset_index()[SUMMARY_COLUMNS]
     single = [site for site, n in zip(data.sites, data.n) if n == 1]
-    prior_only = {f"{name}[{site}]" for name in SCALE_PARAMETERS if name in posterior and "site" in posterior[name].dims for site in single}
+    prior_only = {
+        f"{name}[{site}]"
+        for name in SCALE_PARAMETERS
+        if name in posterior and "site" in posterior[name].dims
+        for site in single
+    }
     table["identified_by"] = np.where(table["parameter"].isin(prior_only), "prior only (1 row)", "data")
     return table
 
@@ -89,8 +94,14 @@ def mu_comparison(posteriors: dict[str, xr.Dataset], sites: list[str]) -> pd.Dat
         lower, upper = hdi_bounds(mu, 0.94)
         frames.append(
             pd.DataFrame(
-                {"site": sites, "model": name, "mean": mu.mean(SAMPLE).values, "sd": mu.std(SAMPLE).values,
-                 "hdi_3%": lower, "hdi_97%": upper}
+                {
+                    "site": sites,
+                    "model": name,
+                    "mean": mu.mean(SAMPLE).values,
+                    "sd": mu.std(SAMPLE).values,
+                    "hdi_3%": lower,
+                    "hdi_97%": upper,
+                }
             )
         )
         if "hyper_mu" in posterior:

@@ -29,7 +29,8 @@ def prior_conflicts(priors: dict, data: Grouped) -> list[str]:
     for name, spec in priors.items():
         if name in LOCATION_PARAMETERS and abs(mean - spec["mu"]) > 4 * spec["sigma"]:
             found.append(
-                f"the prior of {name} (centre {spec['mu']:g}, scale {spec['sigma']:g}) is far from the data's mean {mean:.3g}"
+                f"the prior of {name} (centre {spec['mu']:g}, scale {spec['sigma']:g}) "
+                f"is far from the data's mean {mean:.3g}"
             )
         if name in ("sigma", "within_variability") and sd > 0 and prior_tail(spec, sd) < 1e-3:
             found.append(

@@ -31,7 +31,7 @@ def make_tables(data_path, posteriors: dict, predictives: dict, new_sites: dict,
                 "model": name,
                 "divergences": int(tree.attrs["divergences"]),
                 "failures": "; ".join(_failures(tree)) or "none",
-                "likely_cause": "; ".join(json.loads(tree.attrs["likely_causes"])) or "",
+                "likely_cause": "; ".join(json.loads(tree.attrs["likely_causes"])),
                 "passed": not _failures(tree),
             }
             for name, tree in trees.items()

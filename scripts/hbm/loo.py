@@ -22,7 +22,6 @@ from scipy.stats import halfcauchy, halfnorm
 from hbm import pointwise
 from hbm.data import Grouped
 
-LOG_2PI = pointwise.LOG_2PI
 GRID = 4001  # points of the log-sd grid for the exact integral
 
 
@@ -36,7 +35,7 @@ def model_loo(tree: xr.DataTree, name: str, data: Grouped, priors: dict, level: 
     facts = {
         "model": name,
         "left_out": "one row" if level == "rows" else "one site",
-        "site_means_integrated": _has_normal_site_prior(name, priors),
+        "site_means_integrated": pointwise.integrates_site_means(name, priors),
         "k_threshold": result.good_k,
         "k_good": int((k <= result.good_k).sum()),
         "k_bad": int(((k > result.good_k) & (k <= 1)).sum()),
@@ -58,10 +57,6 @@ def comparison(results: dict, facts: list[dict]) -> pd.DataFrame:
     table = table.merge(pd.DataFrame(facts), on="model")
     table["reliable"] = table["unreliable"] == 0
     return table
-
-
-def _has_normal_site_prior(name, priors) -> bool:
-    return name == "partial_pooling" or (name == "no_pooling" and priors["mu"]["dist"] == "Normal")
 
 
 def _remedy(facts) -> str:
@@ -97,21 +92,6 @@ def log_scale_prior(spec: dict, sd: np.ndarray) -> np.ndarray:
     return halfcauchy.logpdf(sd, scale=spec["beta"])
 
 
-def _site_log_evidence(sd, n, ybar, ss, m0, s0):
-    """log p(rows of a site | sd) with the site mean integrated out against N(m0, s0); n may be 0."""
-    if n == 0:
-        return np.zeros_like(sd)
-    total = np.sqrt(s0**2 + sd**2 / n)
-    return (
-        -(n - 1) * (0.5 * LOG_2PI + np.log(sd))
-        - ss / (2 * sd**2)
-        - 0.5 * np.log(n)
-        - 0.5 * LOG_2PI
-        - np.log(total)
-        - (ybar - m0) ** 2 / (2 * total**2)
-    )
-
-
 def _exact_single_normal(data: Grouped, priors: dict, positions, level: str, pooled: bool) -> np.ndarray:
     """Exact log p(left-out rows | the rest) where the rows share one Normal with mean ~ N(m0, s0) and
     sd ~ its prior: every row (complete pooling, `pooled`) or each site's rows (no pooling, where
@@ -123,8 +103,8 @@ def _exact_single_normal(data: Grouped, priors: dict, positions, level: str, poo
     sd = np.exp(log_sd)
     weight = log_scale_prior(priors["sigma"], sd) + log_sd  # prior density on the log-sd grid
 
-    def log_marginal(n, ybar, ss):
-        return logsumexp(weight + _site_log_evidence(sd, n, ybar, ss, m0, s0))
+    def log_marginal(n, ybar, ss):  # no rows: the prior's own mass on the grid
+        return logsumexp(weight + (pointwise.site_log_evidence(sd, n, ybar, ss, m0, s0) if n else 0.0))
 
     if pooled:
         n_all, ybar_all = float(data.n.sum()), float(data.y.mean())

@@ -101,15 +101,7 @@ def loo_log_likelihood(posterior: xr.Dataset, name: str, data: Grouped, priors: 
         return log_likelihood(posterior, name, data, level)
     prior_mean, prior_sd, sd = site_prior
     if level == "sites":
-        total_sd = np.sqrt(prior_sd**2 + sd**2 / data.n)
-        values = (
-            -(data.n - 1) * (0.5 * LOG_2PI + np.log(sd))
-            - data.ss / (2 * sd**2)
-            - 0.5 * np.log(data.n)
-            - 0.5 * LOG_2PI
-            - np.log(total_sd)
-            - (data.ybar - prior_mean) ** 2 / (2 * total_sd**2)
-        )
+        values = site_log_evidence(sd, data.n, data.ybar, data.ss, prior_mean, prior_sd)
         return xr.Dataset({"y_est": (("chain", "draw", "site"), values)}, coords=posterior.coords)
     idx = data.site_idx
     rest_n = (data.n - 1)[idx]
@@ -126,12 +118,31 @@ def loo_log_likelihood(posterior: xr.Dataset, name: str, data: Grouped, priors: 
     )
 
 
+def site_log_evidence(sd, n, ybar, ss, prior_mean, prior_sd):
+    """log p(the n rows of a site | sd) with the site mean integrated out against N(prior_mean, prior_sd),
+    from the rows' mean and sum of squared deviations (n >= 1)."""
+    total_sd = np.sqrt(prior_sd**2 + sd**2 / n)
+    return (
+        -(n - 1) * (0.5 * LOG_2PI + np.log(sd))
+        - ss / (2 * sd**2)
+        - 0.5 * np.log(n)
+        - 0.5 * LOG_2PI
+        - np.log(total_sd)
+        - (ybar - prior_mean) ** 2 / (2 * total_sd**2)
+    )
+
+
+def integrates_site_means(name: str, priors: dict) -> bool:
+    """Whether `loo_log_likelihood` integrates the site means out: they need a Normal prior."""
+    return name == "partial_pooling" or (name == "no_pooling" and priors["mu"]["dist"] == "Normal")
+
+
 def _site_mean_prior(posterior, name, priors):
     """(prior mean, prior sd, within-site sd) of the site means, broadcastable to (chain, draw, site),
     or None where the site means have no Normal prior to integrate against."""
-    if name == "no_pooling" and priors["mu"]["dist"] == "Normal":
+    if not integrates_site_means(name, priors):
+        return None
+    if name == "no_pooling":
         return float(priors["mu"]["mu"]), float(priors["mu"]["sigma"]), posterior["sigma"].values
-    if name == "partial_pooling":
-        scalar = lambda key: posterior[key].values[..., None]  # noqa: E731
-        return scalar("hyper_mu"), scalar("between_variability"), scalar("within_variability")
-    return None
+    scalar = lambda key: posterior[key].values[..., None]  # noqa: E731
+    return scalar("hyper_mu"), scalar("between_variability"), scalar("within_variability")

@@ -75,7 +75,7 @@ def _replace(result, positions, exact) -> None:
     values[positions] = exact
     result.elpd_i = result.elpd_i.copy(data=values)
     result.elpd = float(values.sum())
-    result.se = float(np.sqrt(values.size * values.var()))
+    result.se = float(np.sqrt(values.size * values.var(ddof=1)))  # as ArviZ's `_summary`
     result.p = result.p + before - result.elpd
     k = result.pareto_k.values.copy()
     k[positions] = 0.0  # no importance sampling left for these rows

@@ -8,11 +8,11 @@ CORES ?= all
 
 RADON ?= ../shared/data/radon/radon.csv
 
-.PHONY: setup run radon report test test-quick benchmark clean
+.PHONY: setup lock run radon report test test-quick check benchmark clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.lock
 	@$(PY_FOR_VENV) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
 	  { echo "Python >= 3.12 is needed; set PY_FOR_VENV=/path/to/python3.12" >&2; exit 1; }
 	@command -v dot >/dev/null || { \
@@ -21,8 +21,15 @@ $(VENV)/.installed: requirements.txt
 	  else echo "Graphviz's 'dot' is needed for the model graphs: install the 'graphviz' package" >&2; exit 1; fi; }
 	$(PY_FOR_VENV) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet --require-hashes --no-deps -r requirements.lock
 	touch $@
+
+# Re-resolve every package from the pins in requirements.txt: writes requirements.lock (exact
+# versions and hashes, all platforms) and envs/hbm.yaml (the rules' conda env, same versions).
+lock: setup
+	$(VENV)/bin/pip install --quiet uv==0.13.9
+	$(VENV)/bin/uv pip compile requirements.txt --universal --python-version 3.12 --generate-hashes --quiet -o requirements.lock
+	$(VENV)/bin/python envs/write_conda_env.py
 
 # Use the shared copy of the data where there is one; otherwise the workflow downloads it.
 $(DATA):
@@ -48,9 +55,15 @@ test: setup
 test-quick: setup
 	$(VENV)/bin/pytest -m "not slow"
 
-# The measurements in README.md's Performance section (bambi is needed only here).
+# Format and lint checks, run by CI before the tests.
+check: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
+	$(VENV)/bin/snakemake --lint --cores 1
+
+# The measurements in README.md's Performance section.
 benchmark: setup $(DATA)
-	$(VENV)/bin/pip install --quiet bambi==0.21.0
 	$(VENV)/bin/python bench/lecture.py
 	$(VENV)/bin/python bench/many_groups.py --radon $(RADON)
 

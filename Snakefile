@@ -25,6 +25,6 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

@@ -99,8 +99,8 @@ def case_bambi(args):
 def case_workflow(args):
     """This workflow's fit step (config/config.yaml's settings, optionally more draws)."""
     import yaml
-    from fit import fit
 
+    from fit import fit
     from hbm import data as hdata
     from hbm import io
 
@@ -127,6 +127,7 @@ def case_scale(args):
     import numpy as np
     import pandas as pd
     import yaml
+
     from fit import fit
 
     truth = {"hyper_mu": 40.0, "between_variability": 2.0, "within_variability": 8.0}
@@ -288,9 +289,8 @@ def main():
     print("x lecture: ESS per second over that of the lecture's best run above")
     if not ARGS.skip_workflow:
         times = end_to_end(ARGS.cores)
-        print(
-            f"\ndefault workflow end to end (2 selections x 3 models, PPC, new site, figures, report), --cores {ARGS.cores}:"
-        )
+        what = "2 selections x 3 models, PPC, new site, figures, report"
+        print(f"\ndefault workflow end to end ({what}), --cores {ARGS.cores}:")
         print(f"  cold caches {times['cold']:.1f} s, warm caches {times['warm']:.1f} s")
     if not ARGS.skip_scale:
         print("\npartial pooling at scale (simulated, 2,000 groups; fit step with posterior predictive; cold caches):")
@@ -315,9 +315,9 @@ def print_table(rows, lecture):
             print(f"{name:66} failed: {out['error']}")
             continue
         per_second = rate(out)
-        print(
-            f"{name:66} {out['seconds']:7.1f} {out['min_ess_bulk']:8.0f} {per_second:8.0f} {out['divergences']:5d} {per_second / base:9.1f} {out['peak_mb']:8.0f}"
-        )
+        seconds, ess, divergences = out["seconds"], out["min_ess_bulk"], out["divergences"]
+        print(f"{name:66} {seconds:7.1f} {ess:8.0f} {per_second:8.0f} {divergences:5d}", end="")
+        print(f" {per_second / base:9.1f} {out['peak_mb']:8.0f}")
 
 
 if __name__ == "__main__":

@@ -4,16 +4,11 @@ that fails the convergence gate is written all the same, marked as failed: the g
 of the run decides what that means (config `convergence.on_failure`)."""
 
 import logging
-import os
 import time
 
-if "snakemake" in globals():  # before PyTensor is imported: the job's own compile cache
-    os.environ["PYTENSOR_FLAGS"] = f"base_compiledir={os.path.abspath(snakemake.params.compiledir)}"  # noqa: F821
+import xarray as xr
 
-import pymc as pm  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from hbm import gate, io, models, pointwise, sampling  # noqa: E402
+from hbm import io
 
 
 def fit_selection(
@@ -24,10 +19,14 @@ def fit_selection(
     selection: str,
     config: dict,
     cores: int,
+    compiledir=None,
     log_path=None,
 ):
-    """Every configured model, in config order; `posteriors`, `predictives`, `graphs`: model -> output path."""
+    """Every configured model, in config order; `posteriors`, `predictives`, `graphs`: model -> output
+    path; `compiledir`: PyTensor's compile cache for this job (PyTensor's own default if None)."""
     io.setup_logging(log_path)
+    if compiledir:
+        io.use_compile_cache(compiledir)
     for name in config["models"]:
         fit(data_path, posteriors[name], name, selection, config, cores, predictives[name], graphs[name])
 
@@ -37,6 +36,10 @@ def fit(
 ) -> xr.DataTree:
     """Fit model `name`; write its posterior to `out_path` and, if given, its posterior predictive and
     the model's graph (PNG)."""
+    import pymc as pm  # after the compile cache is chosen: PyTensor fixes it when first imported
+
+    from hbm import gate, models, pointwise, sampling
+
     log = logging.getLogger("hbm")
     data = io.read_grouped(data_path, config["outcome"], config["group"])
     spec = config["models"][name]
@@ -110,6 +113,8 @@ def fit(
 
 
 def _posterior_predictive(posterior, name, selection, data, config, attrs) -> xr.DataTree:
+    from hbm import pointwise
+
     rng = io.rng_for(int(attrs["seed"]), selection, name, "posterior_predictive")
     predictive = pointwise.posterior_predictive(posterior, name, data, rng, config["storage"]["max_values"])
     attrs = attrs | {"thinning": str(predictive.attrs["thinning"])}
@@ -122,6 +127,8 @@ def _gate(posterior: xr.Dataset, divergences: int, thresholds: dict) -> list[str
     is left out."""
     from arviz_stats import summary
 
+    from hbm import sampling
+
     table = summary(posterior, kind="diagnostics", round_to="none")
     return sampling.convergence_failures(table, divergences, thresholds)
 
@@ -131,11 +138,12 @@ if __name__ == "__main__" and "snakemake" in globals():
     io.run_step(
         fit_selection,
         sm.input.data,
-        dict(zip(sm.config["models"], sm.output.posteriors)),
-        dict(zip(sm.config["models"], sm.output.predictives)),
-        {name: getattr(sm.output, f"graph_{name}") for name in sm.config["models"]},
+        dict(zip(sm.params.settings["models"], sm.output.posteriors)),
+        dict(zip(sm.params.settings["models"], sm.output.predictives)),
+        {name: getattr(sm.output, f"graph_{name}") for name in sm.params.settings["models"]},
         sm.wildcards.selection,
-        sm.config,
+        sm.params.settings,
         sm.threads,
+        sm.params.compiledir,
         sm.log[0],
     )

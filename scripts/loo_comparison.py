@@ -4,15 +4,15 @@ from hbm import io
 from hbm import loo as hloo
 
 
-def loo_comparison(data_path, posteriors: dict, out_path, config: dict, log_path=None):
+def loo_comparison(data_path, posteriors: dict, out_path, settings: dict, log_path=None):
     """`posteriors`: model -> NetCDF with the posterior and its `pointwise_level` attribute."""
     log = io.setup_logging(log_path)
-    data = io.read_grouped(data_path, config["outcome"], config["group"])
+    data = io.read_grouped(data_path, settings["outcome"], settings["group"])
     results, facts = {}, []
     for name, path in posteriors.items():
         tree = io.read_tree(path)
         results[name], row = hloo.model_loo(
-            tree, name, data, config["models"][name]["priors"], tree.attrs["pointwise_level"]
+            tree, name, data, settings["models"][name]["priors"], tree.attrs["pointwise_level"]
         )
         facts.append(row)
         log.info("%s: %s", name, row["remedy"])
@@ -28,8 +28,8 @@ if __name__ == "__main__" and "snakemake" in globals():
     io.run_step(
         loo_comparison,
         sm.input.data,
-        dict(zip(sm.config["models"], sm.input.posteriors)),
+        dict(zip(sm.params.settings["models"], sm.input.posteriors)),
         sm.output[0],
-        sm.config,
+        sm.params.settings,
         sm.log[0],
     )

@@ -4,10 +4,10 @@ from hbm import data as hdata
 from hbm import io, plotting
 
 
-def plot_all_sites(data_path, out_path, config: dict, log_path=None):
+def plot_all_sites(data_path, out_path, settings: dict, log_path=None):
     """Box plots of the outcome for every group in the data, in order of median."""
     log = io.setup_logging(log_path)
-    outcome, group, options = config["outcome"], config["group"], config["plots"]
+    outcome, group, options = settings["outcome"], settings["group"], settings["plots"]
     plotting.style(options)
     frame = hdata.read_table(data_path, outcome, group).dropna(subset=[outcome])
     fig = all_groups(frame, outcome, group, options)
@@ -32,4 +32,4 @@ def all_groups(frame, outcome: str, group: str, options: dict):
 
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    io.run_step(plot_all_sites, sm.input.data, sm.output[0], sm.config, sm.log[0])
+    io.run_step(plot_all_sites, sm.input.data, sm.output[0], sm.params.settings, sm.log[0])

@@ -1,8 +1,6 @@
 """Figures of one selection's checks, drawn from the tables step's results: per model the PPC
 interval plot, then shrinkage, each new site's predictive distribution and the ICC posterior."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -11,38 +9,46 @@ from hbm.variance import variance_draws
 
 
 def plot_checks(
-    data_path, models: list, partial_posterior, new_sites: dict, outdir, selection: str, config: dict, log_path=None
+    inputs: dict, models: list, new_sites: dict, outputs: dict, selection: str, settings: dict, log_path=None
 ):
-    """Reads `outdir`/{model}/ppc_intervals.csv and `outdir`/tables/*.csv; `new_sites`: site -> NetCDF."""
+    """`inputs`: the rule's named inputs (data, ppc_tables in model order, convergence and, with
+    partial pooling, partial_posterior and its tables); `new_sites`: site -> NetCDF; `outputs`: the
+    rule's named outputs (ppc_{model}, and with partial pooling shrinkage, icc, new_site_{site})."""
     log = io.setup_logging(log_path)
-    outcome, group, options = config["outcome"], config["group"], config["plots"]
-    plotting.style(options)
-    outdir = Path(outdir)
-    frame = pd.read_csv(data_path, dtype={group: str}, keep_default_na=False)
+    plotting.style(settings["plots"])
+    io.write_outputs(figures(inputs, models, new_sites, selection, settings), outputs, plotting.save)
+    log.info("plotted checks of %d models of %s", len(models), selection)
+
+
+def figures(inputs: dict, models: list, new_sites: dict, selection: str, settings: dict):
+    """(output name, figure): each model's PPC intervals, then partial pooling's shrinkage, new sites and ICC."""
+    outcome, group, options = settings["outcome"], settings["group"], settings["plots"]
+    frame = pd.read_csv(inputs["data"], dtype={group: str}, keep_default_na=False)
     colours = plotting.palette(list(dict.fromkeys(frame[group])), options)
-    verdict = pd.read_csv(outdir / "tables" / "convergence.csv", keep_default_na=False).set_index("model")
-    for name in models:
-        table = pd.read_csv(outdir / name / "ppc_intervals.csv", dtype={"site": str}, keep_default_na=False)
+    verdict = _read(inputs["convergence"]).set_index("model")
+    for name, path in zip(models, inputs["ppc_tables"]):
         failures = [] if verdict.loc[name, "passed"] else [verdict.loc[name, "failures"]]
         label = f"{plotting.model_label(name, failures)} ({selection})"
-        plotting.save(plotting.ppc_intervals(table, outcome, label, colours, options), outdir / name / "ppc.png")
+        yield f"ppc_{name}", plotting.ppc_intervals(_read(path), outcome, label, colours, options)
+    if "partial_posterior" not in inputs:
+        return
+    posterior = io.read_tree(inputs["partial_posterior"])["posterior"].to_dataset()
+    population = float(posterior["hyper_mu"].mean())
+    title = f"Shrinkage ({selection}): partial pooling pulls site means\ntowards the population, small sites most"
+    yield "shrinkage", plotting.shrinkage(_read(inputs["shrinkage"]), outcome, title, options, population)
+    coverage = _read(inputs["new_site_coverage"]).set_index("site")
+    for site, path in new_sites.items():
+        yield (
+            f"new_site_{site}",
+            _new_site_figure(io.read_tree(path), coverage.loc[site], site, selection, outcome, options),
+        )
+    variance = _read(inputs["variance_decomposition"]).set_index("quantity")
+    yield "icc", _icc_figure(posterior, variance.loc["icc"], selection, options)
 
-    if partial_posterior:
-        posterior = io.read_tree(partial_posterior)["posterior"].to_dataset()
-        population = float(posterior["hyper_mu"].mean())
-        table = pd.read_csv(outdir / "tables" / "shrinkage.csv", dtype={"site": str}, keep_default_na=False)
-        title = f"Shrinkage ({selection}): partial pooling pulls site means\ntowards the population, small sites most"
-        figure = plotting.shrinkage(table, outcome, title, options, population)
-        plotting.save(figure, outdir / "figures" / "shrinkage.png")
-        coverage = pd.read_csv(outdir / "tables" / "new_site_coverage.csv", dtype={"site": str}, keep_default_na=False)
-        for site, path in new_sites.items():
-            figure = _new_site_figure(
-                io.read_tree(path), coverage.set_index("site").loc[site], site, selection, outcome, options
-            )
-            plotting.save(figure, outdir / "figures" / f"new_site_{site}.png")
-        variance = pd.read_csv(outdir / "tables" / "variance_decomposition.csv").set_index("quantity")
-        plotting.save(_icc_figure(posterior, variance.loc["icc"], selection, options), outdir / "figures" / "icc.png")
-    log.info("plotted checks of %d models of %s", len(models), selection)
+
+def _read(path) -> pd.DataFrame:
+    """A table of the tables step, site labels kept as text."""
+    return pd.read_csv(path, dtype={"site": str}, keep_default_na=False)
 
 
 def _new_site_figure(tree, coverage, site: str, selection: str, outcome: str, options: dict):
@@ -75,12 +81,11 @@ if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
     io.run_step(
         plot_checks,
-        sm.input.data,
-        list(sm.config["models"]),
-        sm.input.get("partial_posterior"),
+        dict(sm.input.items()),
+        sm.params.models,
         dict(zip(sm.params.new_sites, sm.input.new_sites)),
-        sm.params.outdir,
+        dict(sm.output.items()),
         sm.wildcards.selection,
-        sm.config,
+        sm.params.settings,
         sm.log[0],
     )

@@ -2,7 +2,6 @@
 models side by side (forest plot)."""
 
 import json
-from pathlib import Path
 
 import arviz_plots as azp
 import numpy as np
@@ -14,29 +13,34 @@ from hbm.tables import SAMPLE, hdi_bounds, reported_parameters
 TRACE_SITES = 8  # per-site parameters in a trace plot: the sites with the lowest bulk ESS
 
 
-def plot_fits(data_path, posteriors: dict, summaries: dict, outdir, selection: str, config: dict, log_path=None):
-    """`posteriors`, `summaries`: model -> NetCDF path, summary.csv; figures go to `outdir`/{model}/
-    and `outdir`/figures/."""
+def plot_fits(
+    data_path, posteriors: dict, summaries: dict, outputs: dict, selection: str, settings: dict, log_path=None
+):
+    """`posteriors`, `summaries`: model -> NetCDF path, summary.csv; `outputs`: the rule's named
+    outputs (trace_{model}, forest)."""
     log = io.setup_logging(log_path)
-    options = config["plots"]
-    plotting.style(options)
-    outdir = Path(outdir)
-    data = io.read_grouped(data_path, config["outcome"], config["group"])
+    plotting.style(settings["plots"])
+    io.write_outputs(figures(data_path, posteriors, summaries, selection, settings), outputs, plotting.save)
+    log.info("plotted traces and forest plots of %d models of %s", len(posteriors), selection)
+
+
+def figures(data_path, posteriors: dict, summaries: dict, selection: str, settings: dict):
+    """(output name, figure): each model's trace plot, then the forest plot of every model's site means."""
+    options = settings["plots"]
+    data = io.read_grouped(data_path, settings["outcome"], settings["group"])
     trees = {name: io.read_tree(path) for name, path in posteriors.items()}
     labels = {
         name: plotting.model_label(name, json.loads(tree.attrs["convergence_failures"])) for name, tree in trees.items()
     }
     for name, tree in trees.items():
         summary = pd.read_csv(summaries[name], keep_default_na=False)
-        figure = trace(tree["posterior"].to_dataset(), summary, f"{labels[name]} ({selection})", options)
-        plotting.save(figure, outdir / name / "trace.png")
+        yield f"trace_{name}", trace(tree["posterior"].to_dataset(), summary, f"{labels[name]} ({selection})", options)
 
-    summaries = {labels[name]: site_mean_summary(tree["posterior"].to_dataset()) for name, tree in trees.items()}
+    site_means = {labels[name]: site_mean_summary(tree["posterior"].to_dataset()) for name, tree in trees.items()}
     population = float(trees["partial_pooling"]["posterior"]["hyper_mu"].mean()) if "partial_pooling" in trees else None
     counts = pd.Series(data.n, index=data.sites)
     title = f"Site means under the models ({selection})"
-    plotting.save(plotting.forest(summaries, counts, title, options, population), outdir / "figures" / "forest.png")
-    log.info("plotted traces and forest plots of %d models of %s", len(trees), selection)
+    yield "forest", plotting.forest(site_means, counts, title, options, population)
 
 
 def site_mean_summary(posterior) -> pd.DataFrame:
@@ -80,10 +84,10 @@ if __name__ == "__main__" and "snakemake" in globals():
     io.run_step(
         plot_fits,
         sm.input.data,
-        dict(zip(sm.config["models"], sm.input.posteriors)),
-        dict(zip(sm.config["models"], sm.input.summaries)),
-        sm.params.outdir,
+        dict(zip(sm.params.models, sm.input.posteriors)),
+        dict(zip(sm.params.models, sm.input.summaries)),
+        dict(sm.output.items()),
         sm.wildcards.selection,
-        sm.config,
+        sm.params.settings,
         sm.log[0],
     )

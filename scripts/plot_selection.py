@@ -6,11 +6,11 @@ import seaborn as sns
 from hbm import io, plotting
 
 
-def plot_selection(data_path, histogram_path, sites_path, selection: str, config: dict, log_path=None):
+def plot_selection(data_path, histogram_path, sites_path, selection: str, settings: dict, log_path=None):
     """Histogram with KDE, mean and rug; box plots by site beside a density per site (up to FEW sites)
     or each site's mean against its size (more sites)."""
     log = io.setup_logging(log_path)
-    outcome, group, options = config["outcome"], config["group"], config["plots"]
+    outcome, group, options = settings["outcome"], settings["group"], settings["plots"]
     plotting.style(options)
     frame = pd.read_csv(data_path, dtype={group: str}, keep_default_na=False)
     sites = list(dict.fromkeys(frame[group]))
@@ -72,6 +72,6 @@ if __name__ == "__main__" and "snakemake" in globals():
         sm.output.histogram,
         sm.output.sites,
         sm.wildcards.selection,
-        sm.config,
+        sm.params.settings,
         sm.log[0],
     )

@@ -4,9 +4,9 @@ from hbm import data as hdata
 from hbm import io, pointwise
 
 
-def predict_new_site(data_path, posterior_path, out_path, site: str, selection: str, config: dict, log_path=None):
+def predict_new_site(data_path, posterior_path, out_path, site: str, selection: str, settings: dict, log_path=None):
     log = io.setup_logging(log_path)
-    outcome, group = config["outcome"], config["group"]
+    outcome, group = settings["outcome"], settings["group"]
     frame = hdata.read_table(data_path, outcome, group)
     rows, dropped = hdata.subset(frame, outcome, group, [site])
     if dropped:
@@ -15,9 +15,9 @@ def predict_new_site(data_path, posterior_path, out_path, site: str, selection: 
     seed = int(posterior.attrs["seed"])
     obs_id = rows["obs_id"].to_numpy()
     rng = io.rng_for(seed, selection, "new_site", site)
-    predictions = pointwise.new_site_predictive(posterior, obs_id, rng, config["storage"]["max_values"])
+    predictions = pointwise.new_site_predictive(posterior, obs_id, rng, settings["storage"]["max_values"])
     attrs = io.provenance(
-        config,
+        settings,
         model="partial_pooling",
         selection=selection,
         new_site=site,
@@ -39,6 +39,6 @@ if __name__ == "__main__" and "snakemake" in globals():
         sm.output[0],
         sm.wildcards.site,
         sm.wildcards.selection,
-        sm.config,
+        sm.params.settings,
         sm.log[0],
     )

@@ -4,10 +4,11 @@ from hbm import data as hdata
 from hbm import io
 
 
-def subset(data_path, out_path, selection: str, config: dict, log_path=None):
+def subset(data_path, out_path, selection: str, settings: dict, log_path=None):
     log = io.setup_logging(log_path)
-    outcome, group = config["outcome"], config["group"]
+    outcome, group = settings["outcome"], settings["group"]
     frame = hdata.read_table(data_path, outcome, group)
+    config = {**settings, "selections": {selection: settings["sites"]}}
     sites = hdata.check_config_against_data(config, frame, str(data_path))[selection]
     rows, dropped = hdata.subset(frame, outcome, group, sites)
     log.info(
@@ -26,4 +27,4 @@ def subset(data_path, out_path, selection: str, config: dict, log_path=None):
 
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    io.run_step(subset, sm.input.data, sm.output[0], sm.wildcards.selection, sm.config, sm.log[0])
+    io.run_step(subset, sm.input.data, sm.output[0], sm.wildcards.selection, sm.params.settings, sm.log[0])

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from arviz_stats import mcse
-from conftest import FIRST5, changed
+
 from exact import partial_pooling, single_normal
 from fit import fit
-
 from hbm import data as hdata
 from hbm import io
+from helpers import FIRST5, changed
 
 TOLERANCE_MCSE = 4
 

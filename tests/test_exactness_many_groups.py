@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from arviz_stats import mcse
-from conftest import RADON, changed, load_config
-from exact import partial_pooling, single_normal
-from fit import fit
 from scipy.stats import norm
 
+from exact import partial_pooling, single_normal
+from fit import fit
 from hbm import data as hdata
 from hbm import io
+from helpers import changed, load_config, radon
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ VARIANTS = {
 
 
 def radon_rows():
-    frame = hdata.read_table(RADON, "log_radon", "county")
+    frame = hdata.read_table(radon(), "log_radon", "county")
     sites = [site for site in dict.fromkeys(frame["county"]) if site != "HENNEPIN"]
     return hdata.subset(frame, "log_radon", "county", sites)[0], sites
 
@@ -135,7 +135,7 @@ def test_every_model_is_exact_on_many_small_groups(dataset, variant, tmp_path):
 def test_partial_pooling_agrees_with_the_published_lmer_fit(tmp_path):
     """Gelman & Hill's varying-intercept model on all 85 counties: lmer (REML=FALSE) gives μ 1.312,
     σ_α 0.306, σ_y 0.798; under weak priors each lies within one posterior sd of the posterior mean."""
-    frame = hdata.read_table(RADON, "log_radon", "county")
+    frame = hdata.read_table(radon(), "log_radon", "county")
     rows, _ = hdata.subset(frame, "log_radon", "county", list(dict.fromkeys(frame["county"])))
     io.write_csv(rows, tmp_path / "data.csv")
     config = config_for("partial_pooling", {})

@@ -6,7 +6,8 @@ import zipfile
 
 import pandas as pd
 import pytest
-from conftest import load_config, run_snakemake
+
+from helpers import load_config, run_snakemake
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+
+from hbm import plotting
 from plot_all_sites import all_groups
 from plot_checks import _icc_figure, _new_site_figure
 from plot_fits import site_mean_summary, trace
 from plot_selection import _by_site, _histogram
-
-from hbm import plotting
 
 SIZES = [5, 15, 85, 400, 2000]
 OPTIONS = {"figsize": [7, 4.5], "wide_figsize": [12, 4.5], "dpi": 110, "palette": "tab10", "style": "whitegrid"}

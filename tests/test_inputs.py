@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import FIRST5, changed, run_snakemake
 
 from hbm.config import check_config, check_schema
 from hbm.data import InputError, check_config_against_data, read_table, sha256_normalised, subset
+from helpers import FIRST5, changed, run_snakemake
 
 SCHEMA = "workflow/schemas/config.schema.yaml"
 PUBLISHED_SHA256 = "5929ec6a2019254e28ba2e706e33ab7565da6a25202f50a1a983d427539b1b5c"  # ../shared/data/README.md

@@ -5,10 +5,10 @@ import numpy as np
 import pymc as pm
 import pytest
 import xarray as xr
-from conftest import FIRST5
 
 from hbm import data as hdata
 from hbm import models, pointwise
+from helpers import FIRST5
 
 PRIORS = {
     "complete_pooling": {"mu": {"dist": "Normal", "mu": 0, "sigma": 50}, "sigma": {"dist": "Exponential", "lam": 1}},

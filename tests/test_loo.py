@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import RADON, ROOT
-from fit import fit
-from loo_comparison import loo_comparison
 from scipy.integrate import quad
 
+from fit import fit
 from hbm import data as hdata
 from hbm import io
 from hbm import loo as hloo
 from hbm.data import Grouped
+from helpers import ROOT, radon
+from loo_comparison import loo_comparison
 
 PRIORS = {"mu": {"dist": "Normal", "mu": 0.5, "sigma": 3.0}, "sigma": {"dist": "Exponential", "lam": 1.5}}
 
@@ -80,7 +80,7 @@ def test_exact_complete_pooling_loo_equals_direct_quadrature(level):
 def test_radon_comparison_is_reliable_and_says_how(tmp_path):
     """On radon's tiny counties no pooling's PSIS has Pareto k above the threshold; those rows are
     computed exactly, and every model's bands, remedy and reliability are in the table."""
-    frame = hdata.read_table(RADON, "log_radon", "county")
+    frame = hdata.read_table(radon(), "log_radon", "county")
     sites = [site for site in dict.fromkeys(frame["county"]) if site != "HENNEPIN"]
     io.write_csv(hdata.subset(frame, "log_radon", "county", sites)[0], tmp_path / "data.csv")
     config = yaml.safe_load((ROOT / "config" / "radon.yaml").read_text())

@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import ROOT, SNAKEMAKE, changed, load_config, run_snakemake, write_config
+
+from helpers import ROOT, SNAKEMAKE, changed, load_config, run_snakemake, write_config
 
 FIT_TARGET = "results/first5/partial_pooling/posterior.nc"
 
@@ -98,7 +99,6 @@ def test_killed_run_completes_when_run_again(tmp_path, config):
 def test_sampler_threads_do_not_change_the_draws(tmp_path, data_path):
     """Chains sampled in parallel threads give the same draws as one thread, run after run."""
     from fit import fit
-
     from hbm import data as hdata
     from hbm import io
 

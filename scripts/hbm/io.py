@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import platform
 import sys
+import sysconfig
 import zlib
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version
+from functools import cache
+from importlib.metadata import PackageNotFoundError, distributions, version
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,7 @@ import xarray as xr
 from hbm.data import Grouped
 from hbm.errors import ConvergenceError, InputError
 
+LOCK = Path(__file__).resolve().parents[2] / "requirements.lock"
 PACKAGES = ("pymc", "pytensor", "nutpie", "arviz", "arviz-base", "arviz-stats", "numpy", "xarray", "pandas", "netCDF4")
 
 
@@ -47,15 +51,41 @@ def versions() -> dict[str, str]:
     return found
 
 
-def provenance(config: dict, **extra) -> dict[str, str]:
-    """NetCDF attributes: the producing config, library versions and step settings, as text.
-    Machine-specific paths are left out: the data file is named by its file name only."""
+@cache
+def environment() -> dict[str, str]:
+    """What traces a result to its exact environment: the sha256 of `name==version` (sorted) of every
+    distribution installed in this Python's site-packages (not packages vendored inside others), and
+    of requirements.lock, the file that environment was installed from."""
+    site = list(dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")))
+    found = distributions(path=site)
+    installed = sorted({f"{d.metadata['Name']}=={d.version}".lower().replace("_", "-") for d in found})
+    lock = hashlib.sha256(LOCK.read_bytes()).hexdigest() if LOCK.exists() else "no lock file"
+    return {
+        "environment_sha256": hashlib.sha256("\n".join(installed).encode()).hexdigest(),
+        "lock_sha256": lock,
+    }
+
+
+def provenance(settings: dict, **extra) -> dict[str, str]:
+    """NetCDF attributes: the settings the step used, library versions, the environment's hashes and
+    the step's own facts, as text."""
     attrs = {key: value if isinstance(value, str) else json.dumps(value) for key, value in extra.items()}
-    portable = {key: value for key, value in config.items() if key != "cache_dir"}
-    portable["data"] = {**config["data"], "path": Path(config["data"]["path"]).name}
-    attrs["config"] = json.dumps(portable, sort_keys=True, default=str)
+    attrs["settings"] = json.dumps(settings, sort_keys=True, default=str)
     attrs["versions"] = json.dumps(versions(), sort_keys=True)
-    return attrs
+    return attrs | environment()
+
+
+def use_compile_cache(path: str | Path) -> None:
+    """Make `path` PyTensor's compile cache. PyTensor fixes its cache when it is first imported, so
+    this must come before that; if PyTensor is already using another folder, that is an error."""
+    wanted = Path(path).resolve()
+    if "pytensor" in sys.modules:
+        current = Path(sys.modules["pytensor"].config.base_compiledir).resolve()
+        if current != wanted:
+            raise RuntimeError(f"PyTensor was imported with compile cache {current}, not {wanted}")
+        return
+    flags = [flag for flag in os.environ.get("PYTENSOR_FLAGS", "").split(",") if flag]
+    os.environ["PYTENSOR_FLAGS"] = ",".join([*flags, f"base_compiledir={wanted}"])
 
 
 def rng_for(seed: int, *labels: str) -> np.random.Generator:
@@ -112,6 +142,19 @@ def read_grouped(path: str | Path, outcome: str, group: str) -> Grouped:
     """The subset CSV of one selection as `Grouped`; site order is the order of first appearance."""
     frame = pd.read_csv(path, dtype={group: str}, keep_default_na=False)
     return Grouped.from_frame(frame, outcome, group, list(dict.fromkeys(frame[group])))
+
+
+def write_outputs(items, outputs: dict, write) -> None:
+    """Write each (name, object) of `items` to the rule's output of that name with `write(object, path)`.
+    A step writes exactly the outputs its rule names: an unknown or repeated name, or an output left
+    unwritten, is an error in the workflow."""
+    left = dict(outputs)
+    for name, obj in items:
+        if name not in left:
+            raise KeyError(f"{name!r} is not an output of this rule left to write (outputs: {', '.join(outputs)})")
+        write(obj, left.pop(name))
+    if left:
+        raise KeyError(f"outputs of this rule not written: {', '.join(left)}")
 
 
 def run_step(step, *args, **kwargs):

@@ -15,12 +15,12 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from hbm.io import atomic_path  # noqa: E402
+from hbm.io import atomic_path
 
 MODEL_LABELS = {
     "complete_pooling": "complete pooling",

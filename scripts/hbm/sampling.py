@@ -9,6 +9,8 @@ import numba
 import numpy as np
 import nutpie
 import pymc as pm
+import pytensor
+import xarray as xr
 from nutpie.compile_pymc import (
     CompiledPyMCModel,
     _make_functions,
@@ -19,9 +21,7 @@ from nutpie.compile_pymc import (
 from nutpie.compiled_pyfunc import from_pyfunc
 from pymc.initial_point import make_initial_point_fn
 from pymc.model.transform.optimization import freeze_dims_and_data
-import pytensor
 from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
-import xarray as xr
 
 # PyTensor compiles through numba; with fastmath, code compiled in this process and code loaded
 # from the cache may round differently, so draws would depend on the cache state. Strict IEEE

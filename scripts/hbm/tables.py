@@ -143,6 +143,15 @@ def loo_comparison(trees: dict[str, xr.DataTree]) -> pd.DataFrame:
     return table.rename_axis("model").reset_index()
 
 
+COVERAGE_COLUMNS = ["site", "n", "observed_mean", "predictive_mean", "hdi_lower", "hdi_upper", "coverage", "nominal"]
+
+
+def new_sites_coverage(predictions: dict, prob: float = 0.95) -> pd.DataFrame:
+    """`new_site_coverage` of every new site (site -> its predictions), one row each; no rows if none."""
+    rows = [new_site_coverage(site, tree, prob) for site, tree in predictions.items()]
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=COVERAGE_COLUMNS)
+
+
 def new_site_coverage(site: str, predictions: xr.DataTree, prob: float = 0.95) -> pd.DataFrame:
     """Share of the new site's observations inside the central predictive HDI of one of its rows."""
     draws = predictions["predictions"]["y_est"]
@@ -151,17 +160,5 @@ def new_site_coverage(site: str, predictions: xr.DataTree, prob: float = 0.95) -
     bounds = hdi(pooled, prob=prob, dim="sample")
     lower, upper = float(bounds.sel(ci_bound="lower")), float(bounds.sel(ci_bound="upper"))
     inside = (observed >= lower) & (observed <= upper)
-    return pd.DataFrame(
-        [
-            {
-                "site": site,
-                "n": observed.size,
-                "observed_mean": observed.mean(),
-                "predictive_mean": float(draws.mean()),
-                "hdi_lower": lower,
-                "hdi_upper": upper,
-                "coverage": inside.mean(),
-                "nominal": prob,
-            }
-        ]
-    )
+    values = [site, observed.size, observed.mean(), float(draws.mean()), lower, upper, inside.mean(), prob]
+    return pd.DataFrame([dict(zip(COVERAGE_COLUMNS, values))])

@@ -26,9 +26,7 @@ def check_inputs():
         check_config(config)
         data = Path(config["data"]["path"])
         if data.exists():
-            check_config_against_data(
-                config, read_table(data, config["outcome"], config["group"]), str(data)
-            )
+            check_config_against_data(config, read_table(data, config["outcome"], config["group"]), str(data))
         elif not config["data"].get("url"):
             raise InputError(
                 f"config key 'data.path': data file {data} does not exist and no 'data.url' is set to download it"
@@ -54,6 +52,11 @@ wildcard_constraints:
 
 def data_file():
     return config["data"]["path"]
+
+
+def data_name():
+    """The data file's name, recorded in the NetCDF files (its folder is machine-specific)."""
+    return Path(data_file()).name
 
 
 def selection_outputs(selection):
@@ -145,8 +148,9 @@ def caption_for(path):
     return "new_site" if stem.startswith("new_site_") else {"shrinkage": "shrinkage_plot"}.get(stem, stem)
 
 
-def analysis_settings(*keys):
-    """The config values a rule's results depend on, as params: a change to them reruns the rule."""
+def settings(*keys):
+    """The config values a step uses, as its params: the step sees nothing else, and a change to
+    them reruns it."""
     return {key: config.get(key) for key in keys}
 
 
@@ -156,19 +160,18 @@ def gate_thresholds():
 
 
 def check_figure_inputs(wildcards):
-    """The tables and predictions the check figures are drawn from."""
+    """The tables and predictions the check figures are drawn from, named as the script reads them."""
     base = f"results/{wildcards.selection}"
     inputs = {
         "data": f"{base}/data.csv",
         "ppc_tables": [f"{base}/{model}/ppc_intervals.csv" for model in MODELS],
         "new_sites": [f"{base}/partial_pooling/new_site_{site}.nc" for site in NEW_SITES],
-        "tables": [f"{base}/tables/convergence.csv"],
+        "convergence": f"{base}/tables/convergence.csv",
     }
     if "partial_pooling" in MODELS:
         inputs["partial_posterior"] = f"{base}/partial_pooling/posterior.nc"
-        inputs["tables"] += [
-            f"{base}/tables/{name}" for name in ("variance_decomposition.csv", "new_site_coverage.csv", "shrinkage.csv")
-        ]
+        for name in ("variance_decomposition", "new_site_coverage", "shrinkage"):
+            inputs[name] = f"{base}/tables/{name}.csv"
     return inputs
 
 

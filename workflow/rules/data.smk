@@ -9,11 +9,11 @@ if not Path(data_file()).exists():
             data_file(),
         log:
             "logs/download_data.log",
+        conda:
+            ENV
         params:
             url=config["data"].get("url", ""),
             sha256=config["data"].get("sha256", ""),
-        conda:
-            ENV
         script:
             "../../scripts/download_data.py"
 
@@ -23,12 +23,12 @@ rule subset:
         data=data_file(),
     output:
         "results/{selection}/data.csv",
-    params:
-        settings=lambda wildcards: analysis_settings("outcome", "group", "new_sites")
-        | {"sites": config["selections"][wildcards.selection]},
     log:
         "logs/subset/{selection}.log",
     conda:
         ENV
+    params:
+        settings=lambda wildcards: settings("outcome", "group", "new_sites")
+        | {"sites": config["selections"][wildcards.selection], "models": MODELS},
     script:
         "../../scripts/subset.py"

@@ -3,19 +3,20 @@ rule fit:
     input:
         data="results/{selection}/data.csv",
     output:
+        **{f"graph_{m}": path for m, path in model_outputs("graph.png", "graph", "figure").items()},
         posteriors=expand("results/{{selection}}/{model}/posterior.nc", model=MODELS),
         predictives=expand("results/{{selection}}/{model}/posterior_predictive.nc", model=MODELS),
-        **{f"graph_{m}": path for m, path in model_outputs("graph.png", "graph", "figure").items()},
     log:
         "logs/fit/{selection}.log",
     benchmark:
         "benchmarks/fit/{selection}.tsv"
-    params:
-        compiledir=compile_cache,
-        settings=analysis_settings("outcome", "group", "models", "sampling", "storage") | {"gate": gate_thresholds()},
-    threads: fit_threads()
     conda:
         ENV
+    threads: fit_threads()
+    params:
+        compiledir=compile_cache,
+        settings=settings("outcome", "group", "models", "sampling", "storage")
+        | {"convergence": gate_thresholds(), "data": data_name()},
     script:
         "../../scripts/fit.py"
 
@@ -26,13 +27,13 @@ rule predict_new_site:
         posterior="results/{selection}/partial_pooling/posterior.nc",
     output:
         "results/{selection}/partial_pooling/new_site_{site}.nc",
-    params:
-        settings=analysis_settings("outcome", "group", "storage"),
     log:
         "logs/predict_new_site/{selection}/{site}.log",
     benchmark:
         "benchmarks/predict_new_site/{selection}/{site}.tsv"
     conda:
         ENV
+    params:
+        settings=settings("outcome", "group", "storage") | {"data": data_name()},
     script:
         "../../scripts/predict_new_site.py"

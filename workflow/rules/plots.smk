@@ -12,10 +12,10 @@ rule plot_all_sites:
         "logs/plot_all_sites.log",
     benchmark:
         "benchmarks/plot_all_sites.tsv"
-    params:
-        plots=config["plots"],
     conda:
         ENV
+    params:
+        settings=settings("outcome", "group", "plots"),
     script:
         "../../scripts/plot_all_sites.py"
 
@@ -30,10 +30,10 @@ rule plot_selection:
         "logs/plot_selection/{selection}.log",
     benchmark:
         "benchmarks/plot_selection/{selection}.tsv"
-    params:
-        plots=config["plots"],
     conda:
         ENV
+    params:
+        settings=settings("outcome", "group", "plots"),
     script:
         "../../scripts/plot_selection.py"
 
@@ -50,11 +50,11 @@ rule plot_fits:
         "logs/plot_fits/{selection}.log",
     benchmark:
         "benchmarks/plot_fits/{selection}.tsv"
-    params:
-        outdir=lambda wildcards: f"results/{wildcards.selection}",
-        plots=config["plots"],
     conda:
         ENV
+    params:
+        models=MODELS,
+        settings=settings("outcome", "group", "plots"),
     script:
         "../../scripts/plot_fits.py"
 
@@ -73,11 +73,11 @@ rule plot_checks:
         "logs/plot_checks/{selection}.log",
     benchmark:
         "benchmarks/plot_checks/{selection}.tsv"
-    params:
-        new_sites=NEW_SITES,
-        outdir=lambda wildcards: f"results/{wildcards.selection}",
-        plots=config["plots"],
     conda:
         ENV
+    params:
+        models=MODELS,
+        new_sites=NEW_SITES,
+        settings=settings("outcome", "group", "plots"),
     script:
         "../../scripts/plot_checks.py"

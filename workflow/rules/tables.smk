@@ -18,11 +18,12 @@ rule tables:
         "logs/tables/{selection}.log",
     benchmark:
         "benchmarks/tables/{selection}.tsv"
-    params:
-        new_sites=NEW_SITES,
-        outdir=lambda wildcards: f"results/{wildcards.selection}",
     conda:
         ENV
+    params:
+        models=MODELS,
+        new_sites=NEW_SITES,
+        settings=settings("outcome", "group"),
     script:
         "../../scripts/tables.py"
 
@@ -32,13 +33,17 @@ rule loo_comparison:
         data="results/{selection}/data.csv",
         posteriors=per_model("results/{selection}/{model}/posterior.nc"),
     output:
-        reported("results/{selection}/tables/loo_comparison.csv", "loo_comparison", "comparison", table="loo_comparison.csv"),
+        reported(
+            "results/{selection}/tables/loo_comparison.csv", "loo_comparison", "comparison", table="loo_comparison.csv"
+        ),
     log:
         "logs/loo_comparison/{selection}.log",
     benchmark:
         "benchmarks/loo_comparison/{selection}.tsv"
     conda:
         ENV
+    params:
+        settings=settings("outcome", "group", "models"),
     script:
         "../../scripts/loo_comparison.py"
 
@@ -50,12 +55,12 @@ rule convergence_gate:
         everything_else=other_outputs(),
     output:
         "results/convergence_gate.txt",
-    params:
-        selections=SELECTIONS,
-        on_failure=config["convergence"]["on_failure"],
     log:
         "logs/convergence_gate.log",
     conda:
         ENV
+    params:
+        selections=SELECTIONS,
+        on_failure=config["convergence"]["on_failure"],
     script:
         "../../scripts/convergence_gate.py"

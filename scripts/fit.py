@@ -58,8 +58,8 @@ def fit(
     drawn_after = {}
     if parameterization == "marginal":
         rng = io.rng_for(settings["seed"], selection, name, "mu")
-        drawn_after = models.draw_integrated(name, posterior, data, spec["priors"], rng)
-        posterior = posterior.assign(drawn_after)[list(models.PARAMETERS[name])]
+        drawn_after = models.get(name).draw_integrated(posterior, data, spec["priors"], rng)
+        posterior = posterior.assign(drawn_after)[list(models.get(name).parameters)]
     posterior = posterior.assign_coords(site=data.sites)
 
     level = pointwise.pointwise_level(config, posterior.sizes["chain"] * posterior.sizes["draw"], len(data.y))

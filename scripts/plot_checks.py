@@ -12,7 +12,7 @@ def plot_checks(
     inputs: dict, models: list, new_sites: dict, outputs: dict, selection: str, settings: dict, log_path=None
 ):
     """`inputs`: the rule's named inputs (data, ppc_tables in model order, convergence and, with
-    partial pooling, partial_posterior and its tables); `new_sites`: site -> NetCDF; `outputs`: the
+    partial pooling, population_posterior and its tables); `new_sites`: site -> NetCDF; `outputs`: the
     rule's named outputs (ppc_{model}, and with partial pooling shrinkage, icc, new_site_{site})."""
     log = io.setup_logging(log_path)
     plotting.style(settings["plots"])
@@ -30,9 +30,9 @@ def figures(inputs: dict, models: list, new_sites: dict, selection: str, setting
         failures = [] if verdict.loc[name, "passed"] else [verdict.loc[name, "failures"]]
         label = f"{plotting.model_label(name, failures)} ({selection})"
         yield f"ppc_{name}", plotting.ppc_intervals(_read(path), outcome, label, colours, options)
-    if "partial_posterior" not in inputs:
+    if "population_posterior" not in inputs:
         return
-    posterior = io.read_tree(inputs["partial_posterior"])["posterior"].to_dataset()
+    posterior = io.read_tree(inputs["population_posterior"])["posterior"].to_dataset()
     population = float(posterior["hyper_mu"].mean())
     title = f"Shrinkage ({selection}): partial pooling pulls site means\ntowards the population, small sites most"
     yield "shrinkage", plotting.shrinkage(_read(inputs["shrinkage"]), outcome, title, options, population)

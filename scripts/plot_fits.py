@@ -7,7 +7,7 @@ import arviz_plots as azp
 import numpy as np
 import pandas as pd
 
-from hbm import io, plotting
+from hbm import io, models, plotting
 from hbm.tables import SAMPLE, hdi_bounds, reported_parameters
 
 TRACE_SITES = 8  # per-site parameters in a trace plot: the sites with the lowest bulk ESS
@@ -37,7 +37,8 @@ def figures(data_path, posteriors: dict, summaries: dict, selection: str, settin
         yield f"trace_{name}", trace(tree["posterior"].to_dataset(), summary, f"{labels[name]} ({selection})", options)
 
     site_means = {labels[name]: site_mean_summary(tree["posterior"].to_dataset()) for name, tree in trees.items()}
-    population = float(trees["partial_pooling"]["posterior"]["hyper_mu"].mean()) if "partial_pooling" in trees else None
+    pooled = models.population_model(trees)
+    population = float(trees[pooled]["posterior"]["hyper_mu"].mean()) if pooled else None
     counts = pd.Series(data.n, index=data.sites)
     title = f"Site means under the models ({selection})"
     yield "forest", plotting.forest(site_means, counts, title, options, population)

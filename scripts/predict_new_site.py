@@ -1,10 +1,13 @@
-"""Predict a site the model never saw from the partial-pooling posterior, and compare with its rows."""
+"""Predict a site the model never saw from the posterior of the model of a population of sites
+(partial pooling), and compare with its rows."""
 
 from hbm import data as hdata
 from hbm import io, pointwise
 
 
-def predict_new_site(data_path, posterior_path, out_path, site: str, selection: str, settings: dict, log_path=None):
+def predict_new_site(
+    data_path, posterior_path, out_path, site: str, selection: str, model: str, settings: dict, log_path=None
+):
     log = io.setup_logging(log_path)
     outcome, group = settings["outcome"], settings["group"]
     frame = hdata.read_table(data_path, outcome, group)
@@ -18,7 +21,7 @@ def predict_new_site(data_path, posterior_path, out_path, site: str, selection: 
     predictions = pointwise.new_site_predictive(posterior, obs_id, rng, settings["storage"]["max_values"])
     attrs = io.provenance(
         settings,
-        model="partial_pooling",
+        model=model,
         selection=selection,
         new_site=site,
         seed=seed,
@@ -39,6 +42,7 @@ if __name__ == "__main__" and "snakemake" in globals():
         sm.output[0],
         sm.wildcards.site,
         sm.wildcards.selection,
+        sm.params.model,
         sm.params.settings,
         sm.log[0],
     )

@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from hbm import io
+from hbm import io, models
 from hbm import tables as t
 
 
@@ -27,9 +27,10 @@ def make_tables(
         tables[f"ppc_{name}"] = t.ppc_intervals(predictive, data)
     tables["mu_comparison"] = t.mu_comparison(draws, data.sites)
     tables["convergence"] = convergence(trees)
-    if "partial_pooling" in draws:
-        tables["variance_decomposition"] = t.variance_decomposition(draws["partial_pooling"])
-        tables["shrinkage"] = t.shrinkage(draws, data)
+    population = models.population_model(draws)
+    if population:
+        tables["variance_decomposition"] = t.variance_decomposition(draws[population])
+        tables["shrinkage"] = t.shrinkage(draws, data, population)
         tables["new_site_coverage"] = t.new_sites_coverage(
             {site: io.read_tree(path) for site, path in new_sites.items()}
         )

@@ -1,10 +1,10 @@
 """Project conventions a user relies on: one locked environment, installed as locked, in pip and conda."""
 
 import re
-from importlib.metadata import distributions
 
 import yaml
 
+from hbm import io
 from helpers import ROOT
 
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;\\]+)\s*(;[^\\]*)?\\?$")
@@ -52,7 +52,7 @@ def test_conda_env_pins_exactly_the_locked_versions():
 
 
 def test_the_running_environment_is_the_locked_one():
-    installed = {normalised(d.metadata["Name"]): d.version for d in distributions()}
+    installed = io.installed_packages()
     for name, (version, marker) in lock().items():
         if not marker:
             assert installed.get(name) == version, f"{name}: installed {installed.get(name)}, locked {version}"

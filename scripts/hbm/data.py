@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hbm import models
 from hbm.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,9 @@ def check_config_against_data(config: dict, frame: pd.DataFrame, source: str) ->
                 )
             if site in new_sites:
                 raise InputError(f"{where}: site {site!r} is also a new site to be predicted from it")
-        if "partial_pooling" in config["models"] and len(sites) < 2:
-            raise InputError(f"{where}: partial pooling needs at least two sites, got {len(sites)}")
+        population = models.population_model(config["models"])
+        if population and len(sites) < 2:
+            raise InputError(f"{where}: {models.get(population).label} needs at least two sites, got {len(sites)}")
         resolved[name] = sites
     return resolved
 

@@ -7,9 +7,7 @@ import math
 import numpy as np
 
 from hbm.data import Grouped
-
-SCALE_PARAMETERS = ("sigma", "within_variability", "between_variability")
-LOCATION_PARAMETERS = ("mu", "hyper_mu")
+from hbm.models import SCALE_PARAMETERS
 
 
 def prior_tail(spec: dict, value: float) -> float:
@@ -27,7 +25,7 @@ def prior_conflicts(priors: dict, data: Grouped) -> list[str]:
     mean, sd = float(np.mean(data.y)), float(np.std(data.y))
     found = []
     for name, spec in priors.items():
-        if name in LOCATION_PARAMETERS and abs(mean - spec["mu"]) > 4 * spec["sigma"]:
+        if name not in SCALE_PARAMETERS and abs(mean - spec["mu"]) > 4 * spec["sigma"]:
             found.append(
                 f"the prior of {name} (centre {spec['mu']:g}, scale {spec['sigma']:g}) "
                 f"is far from the data's mean {mean:.3g}"

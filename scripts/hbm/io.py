@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import platform
+import re
 import sys
 import sysconfig
 import zlib
@@ -51,19 +52,20 @@ def versions() -> dict[str, str]:
     return found
 
 
+def installed_packages() -> dict[str, str]:
+    """name -> version of every distribution installed in this Python's site-packages (names
+    normalised; packages vendored inside others, which some libraries put on sys.path, left out)."""
+    site = list(dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")))
+    return {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in distributions(path=site)}
+
+
 @cache
 def environment() -> dict[str, str]:
     """What traces a result to its exact environment: the sha256 of `name==version` (sorted) of every
-    distribution installed in this Python's site-packages (not packages vendored inside others), and
-    of requirements.lock, the file that environment was installed from."""
-    site = list(dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")))
-    found = distributions(path=site)
-    installed = sorted({f"{d.metadata['Name']}=={d.version}".lower().replace("_", "-") for d in found})
+    installed package, and of requirements.lock, the file that environment was installed from."""
+    installed = "\n".join(sorted(f"{name}=={version}" for name, version in installed_packages().items()))
     lock = hashlib.sha256(LOCK.read_bytes()).hexdigest() if LOCK.exists() else "no lock file"
-    return {
-        "environment_sha256": hashlib.sha256("\n".join(installed).encode()).hexdigest(),
-        "lock_sha256": lock,
-    }
+    return {"environment_sha256": hashlib.sha256(installed.encode()).hexdigest(), "lock_sha256": lock}
 
 
 def provenance(settings: dict, **extra) -> dict[str, str]:

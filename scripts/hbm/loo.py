@@ -19,7 +19,7 @@ from arviz_stats import compare, loo
 from scipy.special import logsumexp
 from scipy.stats import halfcauchy, halfnorm
 
-from hbm import pointwise
+from hbm import models, pointwise
 from hbm.data import Grouped
 
 GRID = 4001  # points of the log-sd grid for the exact integral
@@ -42,8 +42,9 @@ def model_loo(tree: xr.DataTree, name: str, data: Grouped, priors: dict, level: 
         "k_very_bad": int((k > 1).sum()),
         "exact": 0,
     }
-    if len(bad) and name in ("complete_pooling", "no_pooling") and priors["mu"]["dist"] == "Normal":
-        exact = _exact_single_normal(data, priors, bad, level, pooled=name == "complete_pooling")
+    single_normal = models.get(name).single_normal
+    if len(bad) and single_normal and priors["mu"]["dist"] == "Normal":
+        exact = _exact_single_normal(data, priors, bad, level, pooled=single_normal == "pooled")
         _replace(result, bad, exact)
         facts["exact"] = len(bad)
     facts["unreliable"] = len(bad) - facts["exact"]

@@ -20,14 +20,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from hbm import models
 from hbm.io import atomic_path
 
-MODEL_LABELS = {
-    "complete_pooling": "complete pooling",
-    "no_pooling": "no pooling",
-    "partial_pooling": "partial pooling",
-}
-MODEL_COLOURS = {"complete_pooling": "C1", "no_pooling": "C2", "partial_pooling": "C0"}
 FEW = 12
 LABEL_LIMIT = 100
 SMALL_GROUP = 2  # groups with this many rows or fewer are marked
@@ -50,7 +45,8 @@ def palette(sites: list[str], options: dict) -> dict[str, tuple]:
 
 def model_label(name: str, failures: list | None = None) -> str:
     """A model's name in figures, marked where it failed the convergence gate."""
-    return MODEL_LABELS.get(name, name) + (" (FAILED the convergence gate)" if failures else "")
+    label = models.MODELS[name].label if name in models.MODELS else name
+    return label + (" (FAILED the convergence gate)" if failures else "")
 
 
 def figure(options: dict, groups: int = 0, wide: bool = False, columns: int = 1, legend: bool = False):
@@ -297,9 +293,9 @@ def forest(summaries: dict[str, pd.DataFrame], counts: pd.Series, title: str, op
 
 
 def _colour_of(label: str):
-    for name, text in MODEL_LABELS.items():
-        if label.startswith(text):
-            return MODEL_COLOURS[name]
+    for model in models.MODELS.values():
+        if label.startswith(model.label):
+            return model.colour
     return "0.3"
 
 
@@ -322,16 +318,16 @@ def shrinkage(table: pd.DataFrame, outcome: str, title: str, options: dict, popu
                 marker=marker,
                 zorder=3,
                 rasterized=many,
-                facecolors=MODEL_COLOURS[name] if filled else "none",
-                edgecolors=MODEL_COLOURS[name],
-                label=MODEL_LABELS[name],
+                facecolors=models.get(name).colour if filled else "none",
+                edgecolors=models.get(name).colour,
+                label=models.get(name).label,
             )
     if "complete_pooling_mean" in table:
         ax.axhline(
             table["complete_pooling_mean"].iloc[0],
-            color=MODEL_COLOURS["complete_pooling"],
+            color=models.get("complete_pooling").colour,
             lw=1.2,
-            label=MODEL_LABELS["complete_pooling"],
+            label=models.get("complete_pooling").label,
         )
     if population is not None:
         ax.axhline(population, color="0.2", ls="--", lw=1, label="population mean")

@@ -5,23 +5,22 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from hbm import models
 from hbm.data import Grouped
 
 LOG_2PI = float(np.log(2 * np.pi))
 
 
+def site_parameters(posterior, name: str, data: Grouped) -> tuple[np.ndarray, np.ndarray]:
+    """Per-draw, per-site mean and sd of y under model `name`: arrays (chain, draw, site)."""
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"], len(data.sites))
+    return tuple(np.broadcast_to(values, shape) for values in models.get(name).site_parameters(posterior))
+
+
 def row_parameters(posterior, name: str, data: Grouped) -> tuple[np.ndarray, np.ndarray]:
     """Per-draw, per-row mean and sd of y under model `name`: arrays (chain, draw, obs_id)."""
-    mu = posterior["mu"].values
-    if name == "complete_pooling":
-        sigma = posterior["sigma"].values
-        return np.broadcast_to(mu[..., None], mu.shape + (len(data.y),)), np.broadcast_to(
-            sigma[..., None], sigma.shape + (len(data.y),)
-        )
-    if name == "no_pooling":
-        return mu[..., data.site_idx], posterior["sigma"].values[..., data.site_idx]
-    within = posterior["within_variability"].values[..., None]
-    return mu[..., data.site_idx], np.broadcast_to(within, mu.shape[:2] + (len(data.y),))
+    mean, sd = site_parameters(posterior, name, data)
+    return mean[..., data.site_idx], sd[..., data.site_idx]
 
 
 def pointwise_level(config: dict, n_draws: int, n_rows: int) -> str:
@@ -39,20 +38,12 @@ def log_likelihood(posterior: xr.Dataset, name: str, data: Grouped, level: str) 
         values = -0.5 * LOG_2PI - np.log(sd) - (data.y - mean) ** 2 / (2 * sd**2)
         dims = ("chain", "draw", "obs_id")
     else:
-        site_mean, site_sd = _site_parameters(posterior, name, data)
+        site_mean, site_sd = site_parameters(posterior, name, data)
         values = -data.n * (0.5 * LOG_2PI + np.log(site_sd)) - (data.ss + data.n * (data.ybar - site_mean) ** 2) / (
             2 * site_sd**2
         )
         dims = ("chain", "draw", "site")
     return xr.Dataset({"y_est": (dims, values)}, coords=posterior.coords)
-
-
-def _site_parameters(posterior, name, data):
-    mu = posterior["mu"].values
-    if name == "complete_pooling":
-        return mu[..., None], posterior["sigma"].values[..., None]
-    sigma = posterior["sigma"].values if name == "no_pooling" else posterior["within_variability"].values[..., None]
-    return mu, sigma
 
 
 def posterior_predictive(posterior: xr.Dataset, name: str, data: Grouped, rng, max_values: int) -> xr.Dataset:
@@ -96,10 +87,9 @@ def loo_log_likelihood(posterior: xr.Dataset, name: str, data: Grouped, priors: 
     p(y_i | y_-i) = ∫ p(y_i | y_-i, φ) p(φ | y_-i) dφ this estimates the same elpd as the per-row
     log-likelihood, but its importance ratios vary far less when a site has few rows (smaller Pareto k).
     Complete pooling, and no pooling with a non-Normal prior on mu, keep the per-row log-likelihood."""
-    site_prior = _site_mean_prior(posterior, name, priors)
-    if site_prior is None:
+    if not integrates_site_means(name, priors):
         return log_likelihood(posterior, name, data, level)
-    prior_mean, prior_sd, sd = site_prior
+    prior_mean, prior_sd, sd = models.get(name).site_mean_prior(posterior, priors)
     if level == "sites":
         values = site_log_evidence(sd, data.n, data.ybar, data.ss, prior_mean, prior_sd)
         return xr.Dataset({"y_est": (("chain", "draw", "site"), values)}, coords=posterior.coords)
@@ -134,15 +124,4 @@ def site_log_evidence(sd, n, ybar, ss, prior_mean, prior_sd):
 
 def integrates_site_means(name: str, priors: dict) -> bool:
     """Whether `loo_log_likelihood` integrates the site means out: they need a Normal prior."""
-    return name == "partial_pooling" or (name == "no_pooling" and priors["mu"]["dist"] == "Normal")
-
-
-def _site_mean_prior(posterior, name, priors):
-    """(prior mean, prior sd, within-site sd) of the site means, broadcastable to (chain, draw, site),
-    or None where the site means have no Normal prior to integrate against."""
-    if not integrates_site_means(name, priors):
-        return None
-    if name == "no_pooling":
-        return float(priors["mu"]["mu"]), float(priors["mu"]["sigma"]), posterior["sigma"].values
-    scalar = lambda key: posterior[key].values[..., None]  # noqa: E731
-    return scalar("hyper_mu"), scalar("between_variability"), scalar("within_variability")
+    return models.get(name).integrates_site_means(priors)

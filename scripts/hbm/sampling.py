@@ -30,6 +30,50 @@ pytensor.config.numba__fastmath = False
 
 BACKENDS = ("numba", "pytensor")
 
+# nutpie's public `compile_pymc_model` recompiles numba code in every new process (seconds per fit);
+# this module keeps nutpie's callbacks in numba's disk cache instead, which needs these private pieces
+# of nutpie and PyTensor. Each is named with the upstream code it mirrors and the arguments used;
+# tests/test_contracts.py checks them, and that the draws equal the public path's, for the versions
+# in CHECKED_AGAINST, and fails with what to re-check when the installed versions differ.
+CHECKED_AGAINST = {"nutpie": "0.16.11", "pytensor": "3.3.8"}
+UPSTREAM = {
+    "nutpie.compile_pymc._make_functions": {
+        "arguments": ("model", "mode", "compute_grad", "join_expanded", "pymc_initial_point_fn"),
+        "mirrors": "its call in nutpie.compile_pymc._compile_pymc_model_numba (see `_functions`)",
+    },
+    "nutpie.compile_pymc._prepare_dims_and_coords": {
+        "arguments": ("model", "shape_info", "reparameterized_names"),
+        "mirrors": "its call in nutpie.compile_pymc._compile_pymc_model_numba",
+    },
+    "nutpie.compile_pymc._wrap_with_lock": {
+        "arguments": ("func",),
+        "mirrors": "nutpie.compile_pymc.compile_pymc_model, which locks the initial-point function",
+    },
+    "nutpie.compile_pymc.CompiledPyMCModel": {
+        "arguments": ("_n_dim", "dims", "_coords", "_shapes", "compiled_logp_func", "compiled_expand_func",
+                      "initial_point_func", "shared_data", "shared_var_keys", "user_data", "n_expanded",
+                      "shape_info", "logp_func", "expand_func", "reparameterized_names"),
+        "mirrors": "the model built at the end of nutpie.compile_pymc._compile_pymc_model_numba",
+    },
+    "nutpie.compile_pymc.make_user_data": {
+        "arguments": ("shared_var_keys", "shared_data"),
+        "mirrors": "nutpie.compile_pymc._compile_pymc_model_numba (no shared data: it is frozen in)",
+    },
+    "pytensor.link.numba.cache.compile_numba_function_src": {
+        "arguments": ("src", "function_name", "global_env", "cache_key"),
+        "mirrors": "PyTensor's numba dispatchers, which cache generated source under a key",
+    },
+    "pytensor.compile.executor.Function": {
+        "arguments": (),
+        "mirrors": "Function.__call__'s fast path: input_storage, vm(), output_storage (`_direct_call`); "
+        "vm.jit_fn, the numba function of a NUMBA-mode function (`_cached_callback`)",
+    },
+    "pytensor.link.numba.cache.CACHED_SRC_FUNCTIONS": {
+        "arguments": (),
+        "mirrors": "the cache keys PyTensor gives its own numba functions (`_cached_callback`)",
+    },
+}  # fmt: skip
+
 # The C callbacks nutpie calls for every gradient and every kept draw (its numba interface). They
 # wrap PyTensor's numba function of the model, and are compiled from this source so that numba can
 # cache them on disk beside PyTensor's own functions. Each defines `callback`.

@@ -8,7 +8,7 @@ import xarray as xr
 from arviz_stats import compare, hdi, summary
 
 from hbm.data import Grouped
-from hbm.gate import SCALE_PARAMETERS
+from hbm.models import SCALE_PARAMETERS
 from hbm.variance import variance_draws
 
 SUMMARY_COLUMNS = [
@@ -114,9 +114,10 @@ def variance_decomposition(posterior: xr.Dataset) -> pd.DataFrame:
     return pd.DataFrame([{"quantity": key, **_describe(draws)} for key, draws in variance_draws(posterior).items()])
 
 
-def shrinkage(posteriors: dict[str, xr.Dataset], data: Grouped) -> pd.DataFrame:
-    """Per site: pooling weight n σ_μ² / (σ_y² + n σ_μ²) as a posterior, and the three models' means."""
-    partial = posteriors["partial_pooling"]
+def shrinkage(posteriors: dict[str, xr.Dataset], data: Grouped, population: str) -> pd.DataFrame:
+    """Per site: the pooling weight n σ_μ² / (σ_y² + n σ_μ²) of the `population` model as a posterior,
+    and every model's site means."""
+    partial = posteriors[population]
     n = xr.DataArray(data.n, coords={"site": data.sites}, dims="site")
     between, within = partial["between_variability"] ** 2, partial["within_variability"] ** 2
     weight = n * between / (within + n * between)

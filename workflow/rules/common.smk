@@ -12,6 +12,7 @@ from hbm.config import check_config, check_schema, normalise_labels
 from hbm.data import check_config_against_data, read_table
 from hbm.errors import InputError
 from hbm.locks import release_stale_locks
+from hbm.models import population_model
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 ENV = "../../envs/hbm.yaml"
@@ -41,7 +42,8 @@ if release_stale_locks():
 
 SELECTIONS = list(config["selections"])
 MODELS = list(config["models"])
-NEW_SITES = list(config["new_sites"]) if "partial_pooling" in MODELS else []
+POPULATION = population_model(MODELS)  # the model that predicts new sites, if one is configured
+NEW_SITES = list(config["new_sites"]) if POPULATION else []
 
 
 wildcard_constraints:
@@ -66,7 +68,7 @@ def selection_outputs(selection):
     files += [f"{base}/{model}/{name}" for model in MODELS for name in MODEL_FILES]
     files += [f"{base}/tables/{name}" for name in selection_tables()]
     files += selection_figures(selection)
-    files += [f"{base}/partial_pooling/new_site_{site}.nc" for site in NEW_SITES]
+    files += [f"{base}/{POPULATION}/new_site_{site}.nc" for site in NEW_SITES]
     return files
 
 
@@ -83,7 +85,7 @@ MODEL_FILES = [
 
 def selection_tables():
     names = ["mu_comparison.csv", "loo_comparison.csv", "convergence.csv"]
-    if "partial_pooling" in MODELS:
+    if POPULATION:
         names += ["variance_decomposition.csv", "shrinkage.csv", "new_site_coverage.csv"]
     return names
 
@@ -91,7 +93,7 @@ def selection_tables():
 def selection_figures(selection):
     base = f"results/{selection}/figures"
     files = [f"{base}/forest.png"]
-    if "partial_pooling" in MODELS:
+    if POPULATION:
         files += [f"{base}/shrinkage.png", f"{base}/icc.png"] + [f"{base}/new_site_{site}.png" for site in NEW_SITES]
     return files
 
@@ -165,11 +167,11 @@ def check_figure_inputs(wildcards):
     inputs = {
         "data": f"{base}/data.csv",
         "ppc_tables": [f"{base}/{model}/ppc_intervals.csv" for model in MODELS],
-        "new_sites": [f"{base}/partial_pooling/new_site_{site}.nc" for site in NEW_SITES],
+        "new_sites": [f"{base}/{POPULATION}/new_site_{site}.nc" for site in NEW_SITES],
         "convergence": f"{base}/tables/convergence.csv",
     }
-    if "partial_pooling" in MODELS:
-        inputs["partial_posterior"] = f"{base}/partial_pooling/posterior.nc"
+    if POPULATION:
+        inputs["population_posterior"] = f"{base}/{POPULATION}/posterior.nc"
         for name in ("variance_decomposition", "new_site_coverage", "shrinkage"):
             inputs[name] = f"{base}/tables/{name}.csv"
     return inputs

@@ -24,9 +24,9 @@ rule fit:
 rule predict_new_site:
     input:
         data=data_file(),
-        posterior="results/{selection}/partial_pooling/posterior.nc",
+        posterior=f"results/{{selection}}/{POPULATION}/posterior.nc",
     output:
-        "results/{selection}/partial_pooling/new_site_{site}.nc",
+        f"results/{{selection}}/{POPULATION}/new_site_{{site}}.nc",
     log:
         "logs/predict_new_site/{selection}/{site}.log",
     benchmark:
@@ -34,6 +34,7 @@ rule predict_new_site:
     conda:
         ENV
     params:
+        model=POPULATION,
         settings=settings("outcome", "group", "storage") | {"data": data_name()},
     script:
         "../../scripts/predict_new_site.py"

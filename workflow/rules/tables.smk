@@ -3,7 +3,7 @@ rule tables:
         data="results/{selection}/data.csv",
         posteriors=per_model("results/{selection}/{model}/posterior.nc"),
         predictives=per_model("results/{selection}/{model}/posterior_predictive.nc"),
-        new_sites=per_new_site("results/{selection}/partial_pooling/new_site_{site}.nc"),
+        new_sites=per_new_site(f"results/{{selection}}/{POPULATION}/new_site_{{site}}.nc"),
     output:
         **{f"summary_{m}": path for m, path in model_outputs("summary.csv", "summary", "table").items()},
         **{f"ppc_{m}": path for m, path in model_outputs("ppc_intervals.csv", "ppc_intervals", "table").items()},

@@ -83,12 +83,13 @@ def workflow_outputs(workdir: Path, config) -> list[Path]:
 
 
 def changed(config: dict, *path_and_value) -> dict:
-    """A deep copy of `config` with the value at a key path replaced (or removed if value is ...)."""
+    """A deep copy of `config` with the value at a key path replaced (or removed if value is ...);
+    missing mappings on the path are created."""
     *path, value = path_and_value
     config = copy.deepcopy(config)
     node = config
     for key in path[:-1]:
-        node = node[key]
+        node = node.setdefault(key, {})
     if value is ...:
         del node[path[-1]]
     else:

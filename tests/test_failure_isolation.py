@@ -51,3 +51,12 @@ def test_the_report_shows_the_failure(failed_run):
     with zipfile.ZipFile(workdir / "results" / "report.zip") as report:
         tables = [report.read(name).decode() for name in report.namelist() if name.endswith("convergence.csv")]
     assert len(tables) == 1 and "no_pooling" in tables[0] and "too few draws" in tables[0]
+
+
+def test_a_diagnostic_that_cannot_be_computed_fails_the_gate():
+    from hbm.sampling import convergence_failures
+
+    table = pd.DataFrame({"r_hat": [1.0, float("nan")], "ess_bulk": [900, float("nan")], "ess_tail": [800, 700]})
+    gate = {"max_rhat": 1.01, "min_ess": 400, "max_divergences": 0}
+    failures = convergence_failures(table.set_axis(["mu", "sigma"]), 0, gate)
+    assert failures == ["sigma: r_hat nan > 1.01", "sigma: ess_bulk nan < 400"]

@@ -1,4 +1,5 @@
-"""Bad config or data: one clear message naming what is wrong, a non-zero exit, nothing in results/."""
+"""Data the workflow reads as a user means it (group codes, unicode names), the checks in-process, and
+the download of a missing data file; the table of refused and accepted inputs is in test_refusals.py."""
 
 import numpy as np
 import pandas as pd
@@ -28,82 +29,6 @@ def expect_refusal(tmp_path, config, *fragments):
     return output
 
 
-CONFIG_CASES = {
-    "site not in data": (
-        ("selections", "first5", [*FIRST5[:4], "Atlantis"]),
-        ["selections.first5", "'Atlantis'", "known sites: Bamberg"],
-    ),
-    "empty selection": (("selections", "first5", []), ["selections.first5", "empty"]),
-    "site twice": (("selections", "first5", [*FIRST5, "Oslo"]), ["selections.first5", "'Oslo' is listed twice"]),
-    "new site inside selection": (("new_sites", ["Oslo"]), ["selections.first5", "'Oslo' is also a new site"]),
-    "one site for partial pooling": (("selections", "first5", ["Oslo"]), ["selections.first5", "at least two sites"]),
-    "non-positive prior scale": (
-        ("models", "partial_pooling", "priors", "hyper_mu", {"dist": "Normal", "mu": 40, "sigma": 0}),
-        ["models.partial_pooling.priors.hyper_mu.sigma", "0"],
-    ),
-    "unknown prior distribution": (
-        ("models", "no_pooling", "priors", "sigma", {"dist": "Gamma", "alpha": 2, "beta": 1}),
-        ["models.no_pooling.priors.sigma.dist", "Gamma"],
-    ),
-    "zero draws": (("sampling", "draws", 0), ["sampling.draws", "0 is less than the minimum of 1"]),
-    "negative tune": (("sampling", "tune", -5), ["sampling.tune", "-5"]),
-    "zero chains": (("sampling", "chains", 0), ["sampling.chains", "0"]),
-    "unknown model": (
-        ("models", "full_pooling", {"priors": {}}),
-        ["config key 'models.full_pooling' is not a known key"],
-    ),
-    "selection name escapes results": (("selections", "../x", FIRST5), ["'../x'", "cannot be used as a folder name"]),
-    "absolute selection name": (("selections", "/abs", FIRST5), ["'/abs'", "cannot be used as a folder name"]),
-    "new site escapes results": (("new_sites", ["../Zurich"]), ["new_sites", "cannot be used as a folder name"]),
-    "outcome column missing": (("outcome", "selfcontrol"), ["config key 'outcome'", "'selfcontrol'"]),
-    "group column missing": (("group", "Place"), ["config key 'group'", "'Place'"]),
-    "unknown top-level key (typo)": (
-        ("selection", {"mine": ["Oslo", "Kassel"]}),
-        ["'selection' is not a known key", "did you mean 'selections'?"],
-    ),
-    "unknown nested key (typo)": (
-        ("sampling", "draw", 10),
-        ["'sampling.draw' is not a known key", "did you mean 'draws'?"],
-    ),
-    "missing data, no url": (
-        ("data", {"path": "nowhere/data.csv"}),
-        ["data.path", "nowhere/data.csv", "does not exist"],
-    ),
-}
-
-
-@pytest.mark.parametrize("case", CONFIG_CASES)
-def test_bad_config_is_refused_before_any_job(tmp_path, test_config, case):
-    change, fragments = CONFIG_CASES[case]
-    config = changed(test_config, *change)
-    if case.startswith("new site inside"):
-        config["selections"] = {"first5": FIRST5}
-    expect_refusal(tmp_path, config, "Invalid input", *fragments)
-
-
-def test_config_that_is_not_a_mapping_is_refused(tmp_path):
-    path = tmp_path / "list.yaml"
-    path.write_text("- first5\n- all\n")
-    result = run_snakemake(tmp_path / "run", path, "--cores", "1", timeout=300)
-    assert result.returncode != 0
-    assert "Config file must be given as JSON or YAML with keys at top level" in result.stderr
-    assert not (tmp_path / "run" / "results").exists()
-
-
-def test_non_numeric_outcome_names_the_rows(tmp_path, test_config):
-    data = small_csv(tmp_path / "d.csv", [[40, "A", 1], ["high", "A", 2], [38, "B", 3], ["n/a?", "B", 4], [41, "Z", 5]])
-    config = test_config | {"data": {"path": data}, "selections": {"s": ["A", "B"]}, "new_sites": ["Z"]}
-    expect_refusal(tmp_path, config, "outcome column 'scontrol'", "row 3 ('high')", "row 5 ('n/a?')")
-
-
-def test_infinite_outcome_names_the_rows(tmp_path, test_config):
-    data = small_csv(
-        tmp_path / "d.csv", [[40, "A", 1], ["inf", "A", 2], [38, "B", 3], ["-Infinity", "B", 4], [41, "Z", 5]]
-    )
-    config = test_config | {"data": {"path": data}, "selections": {"s": ["A", "B"]}, "new_sites": ["Z"]}
-    expect_refusal(tmp_path, config, "outcome column 'scontrol'", "infinite values", "row 3 ('inf')", "row 5 ('-inf')")
-
-
 @pytest.mark.parametrize("as_numbers", [True, False])
 def test_numeric_group_codes_are_labels(tmp_path, test_config, as_numbers):
     """County codes such as 27053 (and zero-padded ones such as 011) are group labels, whether the
@@ -124,20 +49,6 @@ def test_numeric_group_codes_are_labels(tmp_path, test_config, as_numbers):
     shrinkage = pd.read_csv(tmp_path / "run" / targets[0], dtype={"site": str})
     assert shrinkage["site"].tolist() == ["27053", "011", "27137"]
     assert shrinkage["n"].tolist() == [10, 10, 10]
-
-
-def test_site_without_rows_after_dropping_missing_outcomes(tmp_path, test_config):
-    data = small_csv(tmp_path / "d.csv", [[40, "A", 1], [None, "B", 2], [38, "A", 3], [41, "Z", 5], [39, "C", 1]])
-    config = test_config | {"data": {"path": data}, "selections": {"s": ["A", "B", "C"]}, "new_sites": ["Z"]}
-    expect_refusal(
-        tmp_path, config, "selections.s", "'B' has no rows left after dropping rows with a missing 'scontrol'"
-    )
-
-
-def test_file_that_is_not_csv(tmp_path, test_config):
-    path = tmp_path / "image.csv"
-    path.write_bytes(bytes(range(256)) * 4)
-    expect_refusal(tmp_path, test_config | {"data": {"path": str(path)}}, str(path), "not a")
 
 
 def test_missing_data_that_cannot_be_downloaded(tmp_path, test_config):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -58,25 +59,31 @@ def sha256_normalised(path: str | Path) -> str:
     return hashlib.sha256(text.rstrip(b"\n") + b"\n").hexdigest()
 
 
+MISSING = ("NA", "")  # outcome values read as missing; group labels are always read as the text they are
+
+
 def read_table(path: str | Path, outcome: str, group: str) -> pd.DataFrame:
-    """Read the CSV and check the outcome and group columns; `obs_id` is the 0-based data row."""
+    """Read the outcome and group columns of a comma-separated UTF-8 file, refusing with one message
+    anything that would make them ambiguous; `obs_id` is the 0-based data row."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"data file {path} does not exist")
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), [])
-        frame = pd.read_csv(path, na_values=["NA", ""], keep_default_na=False, encoding="utf-8", dtype={group: str})
-    except (UnicodeDecodeError, csv.Error, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise InputError(f"data file {path} is not a readable CSV file: {err}") from None
-    if len(header) < 2 or frame.empty:
-        raise InputError(f"data file {path} is not a CSV table with a header and rows")
+    header = _header(path)
     for key, column in (("outcome", outcome), ("group", group)):
-        if column not in frame.columns:
+        if column not in header:
+            shown = ", ".join(map(repr, header))
+            raise InputError(f"config key '{key}': column {column!r} is not in {path} (columns: {shown})")
+        if header.count(column) > 1:
             raise InputError(
-                f"config key '{key}': column '{column}' is not in {path} "
-                f"(columns: {', '.join(map(str, frame.columns))})"
+                f"column {column!r} appears {header.count(column)} times in the header of {path}: rename one"
             )
+    try:
+        frame = pd.read_csv(path, dtype=str, na_values={outcome: list(MISSING)}, keep_default_na=False)
+    except pd.errors.ParserError as err:
+        raise InputError(f"data file {path} is not a well-formed CSV table: {_parser_problem(err)}") from None
+    except UnicodeDecodeError as err:
+        raise _not_utf8(path, err) from None
+    if frame.empty:
+        raise InputError(f"data file {path} has a header but no rows")
+    frame = frame[[outcome, group]]
     values = pd.to_numeric(frame[outcome], errors="coerce")
     for problem, bad in (
         ("non-numeric values", frame.index[values.isna() & frame[outcome].notna()]),
@@ -85,14 +92,75 @@ def read_table(path: str | Path, outcome: str, group: str) -> pd.DataFrame:
         if len(bad):
             shown = ", ".join(f"row {i + 2} ({str(frame[outcome][i])!r})" for i in bad[:10])
             more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
-            raise InputError(f"outcome column '{outcome}' in {path} has {problem}: {shown}{more}")
-    if frame[group].isna().any():
-        rows = ", ".join(str(i + 2) for i in frame.index[frame[group].isna()][:10])
-        raise InputError(f"group column '{group}' in {path} is empty in rows {rows}")
+            raise InputError(f"outcome column {outcome!r} in {path} has {problem}: {shown}{more}")
+    _check_labels(frame[group], group, path)
     frame[outcome] = values.astype(float)
-    frame[group] = frame[group].astype(str)
     frame.insert(0, "obs_id", np.arange(len(frame), dtype=np.int64))
     return frame
+
+
+def _header(path: Path) -> list[str]:
+    """The file's column names, refusing what is not a comma-separated UTF-8 table."""
+    if path.is_dir():
+        raise InputError(f"config key 'data.path': {path} is a directory, not a data file")
+    if not path.is_file():
+        raise InputError(f"data file {path} does not exist")
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(8192)
+        if b"\x00" in start:
+            raise InputError(f"data file {path} is a binary file, not a CSV table")
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), [])
+    except PermissionError:
+        raise InputError(f"data file {path} cannot be read (permission denied)") from None
+    except UnicodeDecodeError as err:
+        raise _not_utf8(path, err) from None
+    except csv.Error as err:
+        raise InputError(f"data file {path} is not a readable CSV file: {err}") from None
+    if not header:
+        raise InputError(f"data file {path} is empty")
+    if len(header) == 1:
+        for name, delimiter in (("';'", ";"), ("tab", "\t"), ("'|'", "|")):
+            if delimiter in header[0]:
+                raise InputError(
+                    f"data file {path} separates its columns with {name}, not a comma: save it as comma-separated "
+                    f"(e.g. pandas.read_csv(path, sep={delimiter!r}).to_csv(new_path, index=False))"
+                )
+        raise InputError(f"data file {path} is not a CSV table with a header and rows (one column: {header[0]!r})")
+    return header
+
+
+def _not_utf8(path: Path, err: UnicodeDecodeError) -> InputError:
+    return InputError(f"data file {path} is not UTF-8 text (byte {err.object[err.start]:#04x}): save it as UTF-8")
+
+
+def _parser_problem(err: Exception) -> str:
+    """pandas' tokenizer error in plain words (the line and field counts)."""
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
+    if found:
+        expected, line, saw = found.groups()
+        return f"line {line} has {saw} fields, the header has {expected}"
+    return str(err)
+
+
+def _check_labels(labels: pd.Series, group: str, path: Path) -> None:
+    """Group labels are text: none may be empty, and no two may differ only in spaces at their ends."""
+    empty = labels.index[labels.isna() | (labels == "")]
+    if len(empty):
+        rows = ", ".join(str(i + 2) for i in empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+        raise InputError(f"group column {group!r} in {path} is empty in row{'s' if len(empty) > 1 else ''} {rows}")
+    distinct = pd.Series(labels.unique())
+    stripped = distinct.str.strip()
+    twins = distinct[stripped.duplicated(keep=False)]
+    if len(twins):
+        first = twins[stripped[twins.index] == stripped[twins.index[0]]]
+        rows = {label: int(labels.index[labels == label][0]) + 2 for label in first}
+        shown = " and ".join(f"{label!r} (first in row {row})" for label, row in rows.items())
+        raise InputError(
+            f"group column {group!r} in {path}: labels {shown} differ only in spaces at their ends; "
+            "make them one label, or two that differ otherwise"
+        )
 
 
 def resolve_selection(spec: list[str] | str, known: list[str], new_sites: list[str]) -> list[str]:
@@ -106,16 +174,17 @@ def check_config_against_data(config: dict, frame: pd.DataFrame, source: str) ->
     """Check selections and new sites against the data; return each selection's group labels."""
     outcome, group = config["outcome"], config["group"]
     known = sorted(frame[group].unique())
-    with_outcome = set(frame.loc[frame[outcome].notna(), group])
+    listed = ", ".join(map(repr, known[:50])) + (f" and {len(known) - 50} more" if len(known) > 50 else "")
+    present = frame[frame[outcome].notna()]
+    with_outcome = set(present[group])
     new_sites = list(config.get("new_sites", []))
     for site in new_sites:
         if site not in known:
             raise InputError(
-                f"config key 'new_sites': site {site!r} is not in column '{group}' of {source} "
-                f"(known sites: {', '.join(known)})"
+                f"config key 'new_sites': site {site!r} is not in column {group!r} of {source} (known sites: {listed})"
             )
         if site not in with_outcome:
-            raise InputError(f"config key 'new_sites': site {site!r} has no rows with a value of '{outcome}'")
+            raise InputError(f"config key 'new_sites': site {site!r} has no rows with a value of {outcome!r}")
     resolved = {}
     for name, spec in config["selections"].items():
         where = f"config key 'selections.{name}'"
@@ -123,19 +192,66 @@ def check_config_against_data(config: dict, frame: pd.DataFrame, source: str) ->
         for site in sites:
             if site not in known:
                 raise InputError(
-                    f"{where}: site {site!r} is not in column '{group}' of {source} (known sites: {', '.join(known)})"
+                    f"{where}: site {site!r} is not in column {group!r} of {source} (known sites: {listed})"
                 )
             if site not in with_outcome:
                 raise InputError(
-                    f"{where}: site {site!r} has no rows left after dropping rows with a missing '{outcome}'"
+                    f"{where}: site {site!r} has no rows left after dropping rows with a missing {outcome!r}"
                 )
             if site in new_sites:
                 raise InputError(f"{where}: site {site!r} is also a new site to be predicted from it")
         population = models.population_model(config["models"])
         if population and len(sites) < 2:
             raise InputError(f"{where}: {models.get(population).label} needs at least two sites, got {len(sites)}")
+        rows = present[present[group].isin(sites)]
+        _check_proper(rows, outcome, group, config["models"], where)
         resolved[name] = sites
+        _check_storage(config, len(rows), f"selection {name!r}")
+    for site in new_sites:
+        _check_storage(config, int((present[group] == site).sum()), f"new site {site!r}")
     return resolved
+
+
+def _check_proper(rows: pd.DataFrame, outcome: str, group: str, model_names, where: str) -> None:
+    """Refuse data under which a Normal model's sd has no proper posterior (its likelihood grows without
+    bound as the sd goes to 0): a constant outcome, an outcome constant within every site, or, under no
+    pooling, a site of two or more rows that are all equal."""
+    values = rows[outcome]
+    if values.nunique() == 1:
+        raise InputError(
+            f"{where}: {outcome!r} is constant ({values.iloc[0]:g}) in this selection, so the Normal models' "
+            "sd has no proper posterior; check the outcome column"
+        )
+    by_site = rows.groupby(group, sort=False)[outcome]
+    counts, distinct = by_site.count(), by_site.nunique()
+    if (counts > 1).any() and (distinct == 1).all():
+        raise InputError(
+            f"{where}: {outcome!r} is constant within every site, so the within-site sd has no proper "
+            "posterior; check the outcome column"
+        )
+    if "no_pooling" in model_names:
+        equal = counts[(counts > 1) & (distinct == 1)]
+        if len(equal):
+            site = equal.index[0]
+            value = rows.loc[rows[group] == site, outcome].iloc[0]
+            raise InputError(
+                f"{where}: under no pooling, site {site!r} has {equal.iloc[0]} rows, all equal ({value:g}), so its "
+                "own sd has no proper posterior; leave the site out of the selection or no_pooling out of models"
+            )
+
+
+def _check_storage(config: dict, rows: int, what: str, least: int = 100) -> None:
+    """Refuse a `storage.max_values` that would leave fewer than `least` draws per row for an interval."""
+    if "storage" not in config or "sampling" not in config:
+        return
+    limit = config["storage"].get("max_values", 50_000_000)
+    draws = config["sampling"]["chains"] * config["sampling"]["draws"]
+    kept = min(draws, limit // max(rows, 1))
+    if rows and kept < min(least, draws):
+        raise InputError(
+            f"config key 'storage.max_values': {limit} keeps fewer than {least} draws per row for {what} "
+            f"({rows} rows), so its 95% intervals would rest on {kept} draws; set it to at least {least * rows}"
+        )
 
 
 def subset(frame: pd.DataFrame, outcome: str, group: str, sites: list[str]) -> tuple[pd.DataFrame, int]:

@@ -264,15 +264,16 @@ def sample(model: pm.Model, settings: dict, cores: int) -> xr.DataTree:
 
 
 def convergence_failures(summary, divergences: int, gate: dict) -> list[str]:
-    """Each breach of the gate, naming the parameter and value; `summary` is ArviZ's table."""
+    """Each breach of the gate, naming the parameter and value; `summary` is ArviZ's table. A
+    diagnostic that could not be computed (NaN) is a breach."""
     failures = []
     if divergences > gate["max_divergences"]:
         failures.append(f"{divergences} divergent transitions (allowed: {gate['max_divergences']})")
     for parameter, row in summary.iterrows():
-        if row["r_hat"] > gate["max_rhat"]:
+        if not row["r_hat"] <= gate["max_rhat"]:  # NaN, where it cannot be computed, fails too
             failures.append(f"{parameter}: r_hat {row['r_hat']:.3f} > {gate['max_rhat']}")
         for column in ("ess_bulk", "ess_tail"):
-            if row[column] < gate["min_ess"]:
+            if not row[column] >= gate["min_ess"]:
                 failures.append(f"{parameter}: {column} {row[column]:.0f} < {gate['min_ess']}")
     return failures
 

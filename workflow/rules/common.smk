@@ -8,7 +8,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from hbm.config import check_config, check_schema, normalise_labels
+from hbm.config import check_config, check_schema, check_unique_keys, normalise_labels
 from hbm.data import check_config_against_data, read_table
 from hbm.errors import InputError
 from hbm.locks import release_stale_locks
@@ -21,6 +21,8 @@ ENV = "../../envs/hbm.yaml"
 def check_inputs():
     """Stop before any job with one message naming the bad key, column or value."""
     try:
+        for path in workflow.configfiles:
+            check_unique_keys(path)
         check_schema(config, SCHEMA)
         validate(config, schema=str(SCHEMA))
         normalise_labels(config)

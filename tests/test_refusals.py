@@ -1,0 +1,262 @@
+"""Every odd or bad input, each through the real `snakemake` command: a refused case exits non-zero
+before any job, writes no results/ and names the culprit; an accepted case runs to the end. The cases
+are listed in config/README.md ("What the workflow refuses, and why")."""
+
+import os
+import stat
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import FIRST5, ROOT, changed, load_config, run_snakemake
+
+GOOD_ROWS = [
+    [40, "A"], [42, "A"], [39, "A"], [38, "B"], [41, "B"], [44, "B"], [45, "C"], [47, "C"], [41, "Z"], [43, "Z"],
+]  # fmt: skip
+
+
+def csv(path: Path, rows, columns=("scontrol", "Site")) -> str:
+    """A comma-separated file of `rows` under `columns`."""
+    pd.DataFrame(rows, columns=list(columns)).to_csv(path, index=False)
+    return str(path)
+
+
+def text(path: Path, content: str | bytes) -> str:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return str(path)
+
+
+def small(config: dict, data: str, sites=("A", "B"), new_sites=("Z",)) -> dict:
+    """`config` on a small data file: one selection `s` of `sites`, and `new_sites`."""
+    return config | {"data": {"path": data}, "selections": {"s": list(sites)}, "new_sites": list(new_sites)}
+
+
+def yaml_text(workdir: Path, body: str) -> Path:
+    """A config file written as text, for what a dict cannot express (duplicate keys, YAML's booleans)."""
+    path = workdir / "typed.yaml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def base_yaml(config: dict) -> str:
+    """The test config as YAML text, without its selections and new sites (the cases add their own)."""
+    import yaml
+
+    rest = {key: value for key, value in config.items() if key not in ("selections", "new_sites")}
+    return yaml.safe_dump(rest, sort_keys=False)
+
+
+@dataclass
+class Case:
+    setup: object  # (workdir, test config) -> config dict or config file path
+    fragments: list = field(default_factory=list)
+
+
+def at(*change):
+    """A case that changes one key of the test config."""
+    return lambda workdir, config: changed(config, *change)
+
+
+REFUSED = {
+    # --- selections, sites and names
+    "site not in data": Case(at("selections", "first5", [*FIRST5[:4], "Atlantis"]), ["selections.first5", "'Atlantis'", "known sites: 'Bamberg'"]),
+    "empty selection": Case(at("selections", "first5", []), ["selections.first5", "empty"]),
+    "no selections": Case(at("selections", {}), ["selections", "should be non-empty"]),
+    "selection neither list nor all": Case(at("selections", "first5", "some"), ["selections.first5", "'some'"]),
+    "site listed twice": Case(at("selections", "first5", [*FIRST5, "Oslo"]), ["selections.first5", "'Oslo' is listed twice"]),
+    "new site inside its selection": Case(lambda w, c: changed(changed(c, "selections", {"first5": FIRST5}), "new_sites", ["Oslo"]), ["selections.first5", "'Oslo' is also a new site"]),
+    "new site listed twice": Case(at("new_sites", ["Zurich", "Zurich"]), ["new_sites", "non-unique"]),
+    "new site not in data": Case(at("new_sites", ["Atlantis"]), ["new_sites", "'Atlantis'", "known sites"]),
+    "one site for partial pooling": Case(at("selections", "first5", ["Oslo"]), ["selections.first5", "at least two sites"]),
+    "selection name escapes results": Case(at("selections", "../x", FIRST5), ["'../x'", "cannot be used as a folder name"]),
+    "absolute selection name": Case(at("selections", "/abs", FIRST5), ["'/abs'", "cannot be used as a folder name"]),
+    "selection name with a backslash": Case(at("selections", "a\\b", FIRST5), ["'a\\\\b'", "cannot be used as a folder name"]),
+    "selection name with braces": Case(at("selections", "x{y}", FIRST5), ["'x{y}'", "{ or }"]),
+    "selection name too long": Case(at("selections", "s" * 150, FIRST5), ["selections", "longer than 100"]),
+    "new site escapes results": Case(at("new_sites", ["../Zurich"]), ["new_sites", "cannot be used as a folder name"]),
+    "new site with braces": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [40, "Z{1}"], [41, "Z{1}"]]), new_sites=["Z{1}"]), ["new_sites", "'Z{1}'", "{ or }"]),
+    "YAML boolean as a site": Case(lambda w, c: yaml_text(w, base_yaml(c) + "selections:\n  s: [Oslo, NO]\n"), ["selections.s", "False", "quote it"]),
+    "YAML boolean as the outcome": Case(lambda w, c: yaml_text(w, base_yaml(changed(c, "outcome", ...)) + "outcome: yes\nselections:\n  s: [Oslo, METU]\n"), ["outcome", "True", "quote it"]),
+    "YAML key given twice": Case(lambda w, c: yaml_text(w, base_yaml(c) + "selections:\n  s: [Oslo, METU]\nselections:\n  t: [Oslo, Kassel]\n"), ["'selections'", "given twice", "typed.yaml"]),
+    "config not a mapping": Case(lambda w, c: yaml_text(w, "- first5\n- all\n"), ["Config file must be given as JSON or YAML with keys at top level"]),
+    # --- columns
+    "outcome column missing": Case(at("outcome", "selfcontrol"), ["config key 'outcome'", "'selfcontrol'"]),
+    "group column missing": Case(at("group", "Place"), ["config key 'group'", "'Place'"]),
+    "outcome column twice": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol,Site,scontrol\n40,A,1\n42,A,2\n38,B,3\n41,B,4\n41,Z,5\n"), sites=["A", "B"]), ["'scontrol'", "appears 2 times"]),
+    "group column twice": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol,Site,Site\n40,A,B\n42,A,B\n38,B,A\n41,B,A\n41,Z,Z\n")), ["'Site'", "appears 2 times"]),
+    "outcome and group the same column": Case(lambda w, c: changed(c, "group", "scontrol"), ["'outcome' and 'group'", "same column"]),
+    # --- the data file
+    "missing data, no url": Case(at("data", {"path": "nowhere/data.csv"}), ["data.path", "nowhere/data.csv", "does not exist"]),
+    "data path is a directory": Case(lambda w, c: changed(c, "data", {"path": str(w)}), ["data.path", "is a directory"]),
+    "empty file": Case(lambda w, c: small(c, text(w / "d.csv", "")), ["d.csv", "is empty"]),
+    "header only": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol,Site\n")), ["d.csv", "has a header but no rows"]),
+    "semicolon-delimited": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol;Site\n40;A\n42;A\n38;B\n41;B\n41;Z\n")), ["d.csv", "';'", "comma"]),
+    "tab-delimited": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol\tSite\n40\tA\n42\tA\n38\tB\n41\tB\n41\tZ\n")), ["d.csv", "tab", "comma"]),
+    "ragged rows": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol,Site\n40,A\n42,A,7,8\n38,B\n41,B\n41,Z\n")), ["d.csv", "line 3", "4 fields"]),
+    "binary file": Case(lambda w, c: small(c, text(w / "d.csv", bytes(range(256)) * 4)), ["d.csv", "is a binary file"]),
+    "not UTF-8": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol,Site\n40,Z\xfcrich\n".encode("latin-1") + b"42,A\n38,B\n41,B\n")), ["d.csv", "UTF-8"]),
+    # --- values
+    "non-numeric outcome": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, ["high", "A"], ["n/a?", "B"]])), ["outcome column 'scontrol'", "row 12 ('high')", "row 13 ('n/a?')"]),
+    "infinite outcome": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, ["inf", "A"], ["-Infinity", "B"]])), ["infinite values", "row 12 ('inf')"]),
+    "empty group label": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol,Site\n40,A\n42,\n38,B\n41,B\n41,Z\n")), ["group column 'Site'", "empty", "row 3"]),
+    "labels that differ only in spaces": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [40, "A "], [41, "A "]]), sites=["A", "B"]), ["'A'", "'A '", "differ only in spaces"]),
+    "site without outcomes": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [None, "D"]]), sites=["A", "B", "D"]), ["selections.s", "'D' has no rows left"]),
+    "new site without outcomes": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [None, "Y"]]), new_sites=["Y"]), ["new_sites", "'Y' has no rows"]),
+    "constant outcome": Case(lambda w, c: small(c, csv(w / "d.csv", [[40, s] for s in "AAABBBZZ"])), ["selections.s", "constant", "40"]),
+    "constant within every site": Case(lambda w, c: small(c, csv(w / "d.csv", [[40, "A"], [40, "A"], [44, "B"], [44, "B"], [41, "Z"], [43, "Z"]])), ["selections.s", "within every site"]),
+    "no-pooling site with equal rows": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [50, "D"], [50, "D"]]), sites=["A", "B", "D"]), ["no pooling", "'D'", "2 rows", "all equal"]),
+    # --- sampling and gate settings
+    "zero draws": Case(at("sampling", "draws", 0), ["sampling.draws", "less than the minimum"]),
+    "too few draws for diagnostics": Case(at("sampling", "draws", 5), ["sampling.draws", "less than the minimum of 20"]),
+    "draws written as 200.0": Case(at("sampling", "draws", 200.0), ["sampling.draws", "200.0", "whole number"]),
+    "negative tune": Case(at("sampling", "tune", -5), ["sampling.tune", "-5"]),
+    "zero chains": Case(at("sampling", "chains", 0), ["sampling.chains", "0"]),
+    "one chain": Case(at("sampling", "chains", 1), ["sampling.chains", "less than the minimum of 2", "r_hat"]),
+    "seed written as 5.0": Case(at("sampling", "seed", 5.0), ["sampling.seed", "5.0", "whole number"]),
+    "seed too large": Case(at("sampling", "seed", 2**70), ["sampling.seed", "maximum"]),
+    "negative seed": Case(at("sampling", "seed", -1), ["sampling.seed", "-1"]),
+    "boolean seed": Case(at("sampling", "seed", True), ["sampling.seed", "True"]),
+    "target_accept of 1": Case(at("sampling", "target_accept", 1.0), ["sampling.target_accept", "1.0"]),
+    "unknown sampler": Case(at("sampling", "sampler", "stan"), ["sampling.sampler", "'stan'"]),
+    "unknown backend": Case(at("sampling", "backend", "jax"), ["sampling.backend", "'jax'"]),
+    "model override with one chain": Case(at("models", "no_pooling", "sampling", {"chains": 1}), ["models.no_pooling.sampling.chains", "minimum of 2"]),
+    "max_rhat below 1": Case(at("convergence", "max_rhat", 0.9), ["convergence.max_rhat", "0.9"]),
+    "negative min_ess": Case(at("convergence", "min_ess", -1), ["convergence.min_ess", "-1"]),
+    "unknown on_failure": Case(at("convergence", "on_failure", "ignore"), ["convergence.on_failure", "'ignore'"]),
+    # --- models and priors
+    "no models": Case(at("models", {}), ["models", "should be non-empty"]),
+    "unknown model": Case(at("models", "full_pooling", {"priors": {}}), ["config key 'models.full_pooling' is not a known key"]),
+    "model without priors": Case(at("models", "no_pooling", {}), ["models.no_pooling", "'priors' is a required property"]),
+    "prior missing": Case(at("models", "partial_pooling", "priors", "hyper_mu", ...), ["models.partial_pooling.priors", "'hyper_mu'"]),
+    "non-positive prior scale": Case(at("models", "partial_pooling", "priors", "hyper_mu", {"dist": "Normal", "mu": 40, "sigma": 0}), ["models.partial_pooling.priors.hyper_mu.sigma", "0"]),
+    "unknown prior distribution": Case(at("models", "no_pooling", "priors", "sigma", {"dist": "Gamma", "alpha": 2, "beta": 1}), ["models.no_pooling.priors.sigma.dist", "Gamma"]),
+    "unknown prior parameter": Case(at("models", "no_pooling", "priors", "sigma", {"dist": "Exponential", "lam": 1, "scale": 2}), ["models.no_pooling.priors.sigma.scale", "not a known key"]),
+    "location prior on a scale": Case(at("models", "no_pooling", "priors", "sigma", {"dist": "Normal", "mu": 0, "sigma": 1}), ["models.no_pooling.priors.sigma.dist", "Normal"]),
+    "unknown parameterization": Case(at("models", "no_pooling", "parameterization", "noncentered"), ["models.no_pooling.parameterization", "'noncentered'"]),
+    # --- storage, plots, caches
+    "max_values of 1": Case(at("storage", "max_values", 1), ["storage.max_values", "fewer than 100 draws"]),
+    "unknown pointwise level": Case(at("storage", "pointwise", "groups"), ["storage.pointwise", "'groups'"]),
+    "unknown palette": Case(at("plots", "palette", "rainbow-unicorn"), ["plots.palette", "'rainbow-unicorn'"]),
+    "unknown plot style": Case(at("plots", "style", "fancy"), ["plots.style", "'fancy'"]),
+    "dpi too small": Case(at("plots", "dpi", 5), ["plots.dpi", "5"]),
+    "figsize of three numbers": Case(at("plots", "figsize", [7, 4, 2]), ["plots.figsize", "too long"]),
+    "cache_dir is a file": Case(lambda w, c: changed(c, "cache_dir", text(w / "cache.txt", "x")), ["cache_dir", "is a file"]),
+    "malformed sha256": Case(lambda w, c: changed(c, "data", {**c["data"], "sha256": "abc"}), ["data.sha256", "'abc'"]),
+    "unknown top-level key (typo)": Case(at("selection", {"mine": ["Oslo", "Kassel"]}), ["'selection' is not a known key", "did you mean 'selections'?"]),
+    "unknown nested key (typo)": Case(at("sampling", "draw", 10), ["'sampling.draw' is not a known key", "did you mean 'draws'?"]),
+}  # fmt: skip
+
+
+def expect(workdir: Path, config) -> tuple[int, str, bool]:
+    result = run_snakemake(workdir, config, "--cores", "1", timeout=300)
+    return result.returncode, result.stdout + result.stderr, (workdir / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory):
+    """Every refused case through snakemake, two at a time (each is a parse of the workflow)."""
+    base = load_config("tests/config/test.yaml")
+
+    def run(name):
+        workdir = tmp_path_factory.mktemp("refused")
+        return expect(workdir / "run", REFUSED[name].setup(workdir, base))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(REFUSED, pool.map(run, REFUSED)))
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_refused_before_any_job(refusals, name):
+    returncode, output, wrote_results = refusals[name]
+    assert returncode != 0, output[-3000:]
+    assert not wrote_results, "results/ was written"
+    assert "Traceback" not in output, output[-3000:]
+    for fragment in REFUSED[name].fragments:
+        assert fragment in output, f"{fragment!r} not in:\n{output[-3000:]}"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file, so no file is unreadable")
+def test_unreadable_file_is_refused(tmp_path):
+    data = Path(csv(tmp_path / "d.csv", GOOD_ROWS))
+    data.chmod(0)
+    try:
+        returncode, output, wrote = expect(tmp_path / "run", small(load_config("tests/config/test.yaml"), str(data)))
+    finally:
+        data.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    assert returncode != 0 and not wrote and "cannot be read" in output and "Traceback" not in output
+
+
+def light(config: dict) -> dict:
+    """`config` made quick to run to the end: short chains, the pytensor backend (no numba compile for new
+    data), failures of the gate recorded rather than stopping the run."""
+    config = changed(config, "sampling", {**config["sampling"], "draws": 100, "tune": 200, "backend": "pytensor"})
+    return changed(config, "convergence", {"min_ess": 10, "on_failure": "warn"})
+
+
+def selection_rows(run: Path) -> pd.DataFrame:
+    return pd.read_csv(run / "results" / "s" / "data.csv", dtype={"Site": str}, keep_default_na=False)
+
+
+def nothing(run: Path) -> None:
+    """No check beyond a complete run."""
+
+
+def dropped_and_logged(run: Path) -> None:
+    assert len(selection_rows(run)) == 6
+    assert "dropped 2 rows with a missing scontrol" in (run / "logs" / "subset" / "s.log").read_text()
+
+
+def no_new_site(run: Path) -> None:
+    assert not [path for path in (run / "results").rglob("new_site_*") if path.suffix in (".nc", ".png")]
+    assert len(pd.read_csv(run / "results" / "s" / "tables" / "new_site_coverage.csv")) == 0
+
+
+def site_na_kept(run: Path) -> None:
+    assert selection_rows(run)["Site"].tolist()[:3] == ["NA"] * 3
+
+
+def obs_id_is_the_data_row(run: Path) -> None:
+    assert selection_rows(run)["obs_id"].tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def codes_kept(run: Path) -> None:
+    assert sorted(set(selection_rows(run)["Site"])) == ["011", "11"]
+
+
+ACCEPTED = {
+    "CRLF line endings": (lambda w, c: small(c, text(w / "d.csv", "scontrol,Site\r\n" + "".join(f"{y},{s}\r\n" for y, s in GOOD_ROWS))), nothing),
+    "byte-order mark": (lambda w, c: small(c, text(w / "d.csv", "\ufeffscontrol,Site\n" + "".join(f"{y},{s}\n" for y, s in GOOD_ROWS))), nothing),
+    "missing outcomes (NA and empty)": (lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, ["NA", "A"], [None, "B"]])), dropped_and_logged),
+    "a site named NA": (lambda w, c: small(c, csv(w / "d.csv", [[y, "NA" if s == "A" else s] for y, s in GOOD_ROWS]), sites=["NA", "B"]), site_na_kept),
+    "an obs_id column in the data": (lambda w, c: small(c, csv(w / "d.csv", [[y, s, 100 + i] for i, (y, s) in enumerate(GOOD_ROWS)], ("scontrol", "Site", "obs_id"))), obs_id_is_the_data_row),
+    "no new sites": (lambda w, c: small(c, csv(w / "d.csv", GOOD_ROWS), new_sites=[]), no_new_site),
+    "new_sites left out": (lambda w, c: changed(small(c, csv(w / "d.csv", GOOD_ROWS)), "new_sites", ...), no_new_site),
+    "labels with inner spaces and commas": (lambda w, c: small(c, csv(w / "d.csv", [[y, {"A": "New York", "B": "Paris, France"}.get(s, s)] for y, s in GOOD_ROWS]), sites=["New York", "Paris, France"]), nothing),
+    "integer outcome values": (lambda w, c: small(c, text(w / "d.csv", "scontrol,Site\n" + "".join(f"{y},{s}\n" for y, s in GOOD_ROWS))), nothing),
+    "one-row groups": (lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [46, "D"], [37, "E"]]), sites=["A", "B", "D", "E"]), nothing),
+    "duplicated columns the workflow does not use": (lambda w, c: small(c, text(w / "d.csv", "age,scontrol,Site,age\n" + "".join(f"1,{y},{s},2\n" for y, s in GOOD_ROWS))), nothing),
+    "zero-padded and numeric group codes": (lambda w, c: small(c, csv(w / "d.csv", [[y, {"A": "011", "B": "11"}.get(s, s)] for y, s in GOOD_ROWS]), sites=["011", 11]), codes_kept),
+}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ACCEPTED)
+def test_accepted_input_runs_to_the_end(tmp_path, test_config, name):
+    setup, check = ACCEPTED[name]
+    run = tmp_path / "run"
+    result = run_snakemake(run, light(setup(tmp_path, test_config)), "--cores", "2", timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert (run / "results" / "convergence_gate.txt").is_file()
+    check(run)
+
+
+def test_every_case_is_listed_in_the_config_readme():
+    listed = (ROOT / "config" / "README.md").read_text()
+    missing = [name for name in [*REFUSED, *ACCEPTED, "unreadable file"] if name not in listed]
+    assert not missing, f"not in config/README.md: {missing}"

@@ -36,7 +36,6 @@ def fit(
 ) -> xr.DataTree:
     """Fit model `name`; write its posterior to `out_path` and, if given, its posterior predictive and
     the model's graph (PNG)."""
-    import pymc as pm  # after the compile cache is chosen: PyTensor fixes it when first imported
 
     from hbm import gate, models, pointwise, sampling
 
@@ -51,7 +50,7 @@ def fit(
     model = models.build(name, data, spec["priors"], parameterization)
     if graph_path:
         with io.atomic_path(graph_path) as tmp:
-            tmp.write_bytes(pm.model_to_graphviz(model).pipe(format="png"))
+            tmp.write_bytes(model_graph_png(model))
     tree = sampling.sample(model, settings, cores)
     seconds = time.perf_counter() - start
     posterior = tree["posterior"].to_dataset()
@@ -80,7 +79,6 @@ def fit(
         chains=settings["chains"],
         target_accept=settings["target_accept"],
         pointwise_level=level,
-        sampling_seconds=round(seconds, 3),
         divergences=divergences,
         convergence_failures=gate_failures,
         likely_causes=causes,
@@ -110,6 +108,28 @@ def fit(
     if predictive_path:
         io.write_tree(_posterior_predictive(posterior, name, selection, data, config, attrs), predictive_path)
     return result
+
+
+def model_graph_png(model) -> bytes:
+    """The model's graph as PNG, the same bytes in every run. PyMC's `model_to_graphviz` orders the
+    plates by `hash()` of their dims, which differs between Python processes, so the DOT statements
+    are put in a fixed order (plates, then nodes, then edges, each sorted) before rendering."""
+    import pymc as pm
+
+    graph = pm.model_to_graphviz(model)
+    blocks, depth = [], 0
+    for line in graph.body:
+        if depth == 0:
+            blocks.append([line])
+        else:
+            blocks[-1].append(line)
+        depth += line.rstrip().endswith("{") - (line.strip() == "}")
+    plates = sorted([block[0], *sorted(block[1:-1]), block[-1]] for block in blocks if len(block) > 1)
+    statements = [block[0] for block in blocks if len(block) == 1]
+    edges = sorted(line for line in statements if " -> " in line)
+    nodes = sorted(line for line in statements if " -> " not in line)
+    graph.body[:] = [*(line for plate in plates for line in plate), *nodes, *edges]
+    return graph.pipe(format="png")
 
 
 def _posterior_predictive(posterior, name, selection, data, config, attrs) -> xr.DataTree:

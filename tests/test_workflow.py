@@ -170,3 +170,16 @@ def test_artifacts_hold_no_absolute_path_of_this_machine(workdir):
 def test_lint_passes(test_config, tmp_path):
     result = run_snakemake(tmp_path, test_config, "--lint")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_second_run_gives_byte_identical_artifacts(workdir, outputs, tmp_path):
+    """Same config and seed, another folder and process: every artifact, figures included, is the same
+    bytes (no timestamps or timings in any file, graphs in a fixed order)."""
+    run_snakemake(tmp_path, workdir / "config.yaml", "--cores", "2", check=True)
+    differ = [
+        str(p.relative_to(workdir))
+        for p in outputs
+        if p.read_bytes() != (tmp_path / p.relative_to(workdir)).read_bytes()
+    ]
+    assert not differ, differ

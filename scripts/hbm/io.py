@@ -10,6 +10,7 @@ import platform
 import re
 import sys
 import sysconfig
+import tempfile
 import zlib
 from contextlib import contextmanager
 from functools import cache
@@ -100,7 +101,12 @@ def atomic_path(path: str | Path):
     """Yield a temporary path beside `path`; rename it into place only once writing succeeded."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(handle)
+    tmp = Path(name)  # this writer's own: two writers of one output never share a temporary file
+    mask = os.umask(0)
+    os.umask(mask)
+    tmp.chmod(0o666 & ~mask)  # the permissions of any new file, not mkstemp's owner-only ones
     try:
         yield tmp
         os.replace(tmp, path)

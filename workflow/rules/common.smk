@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from hbm.config import check_config, check_schema, check_unique_keys, normalise_labels
 from hbm.data import check_config_against_data, read_table
 from hbm.errors import InputError
-from hbm.locks import release_stale_locks
+from hbm.locks import record_owner, release_stale_locks
 from hbm.models import population_model
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -39,8 +39,18 @@ def check_inputs():
 
 
 check_inputs()
-if release_stale_locks():
-    logger.warning("Removed the lock left by an interrupted run in this directory.")
+# Only the main Snakemake process handles the lock: job processes (local or on cluster nodes) never do.
+if workflow.is_main_process:
+    LOCK_STATE = release_stale_locks()
+    if LOCK_STATE == "released":
+        logger.warning("Removed the lock left by a run in this directory whose process no longer runs.")
+    elif LOCK_STATE == "kept":
+        logger.warning(
+            "This directory is locked by a run that is still going, or whose process cannot be seen from here "
+            "(another host or PID namespace). If no run is going on, release it with: snakemake --unlock"
+        )
+    else:
+        OWNER = record_owner()
 
 SELECTIONS = list(config["selections"])
 MODELS = list(config["models"])
@@ -179,8 +189,33 @@ def check_figure_inputs(wildcards):
     return inputs
 
 
+def scaled(mem_mb, runtime=15):
+    """A job's memory (MB) and time (minutes), sized from the measured peaks of the default analysis
+    (benchmarks/*.tsv, doubled) and multiplied by the attempt, so a retry after running out of memory
+    or time asks for more. In the rules, so `--default-resources` or `--set-resources` on the command
+    line add to them instead of replacing them."""
+    return {
+        "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
+        "runtime": lambda wildcards, attempt: runtime * attempt,
+    }
+
+
 def fit_threads():
     """nutpie's chains take well under a second together (the likelihood is O(sites)), so a fit asks
     for one CPU and leaves the others to parallel jobs; PyMC's own sampler runs one process per chain."""
     settings = [{**config["sampling"], **spec.get("sampling", {})} for spec in config["models"].values()]
     return max(1 if s["sampler"] == "nutpie" else min(s["chains"], 4) for s in settings)
+
+
+def forget_owner():
+    """This run is over: it no longer owns the directory's lock."""
+    if "OWNER" in globals():
+        OWNER.unlink(missing_ok=True)
+
+
+onsuccess:
+    forget_owner()
+
+
+onerror:
+    forget_owner()

@@ -13,6 +13,8 @@ rule fit:
     conda:
         ENV
     threads: fit_threads()
+    resources:
+        **scaled(1500, runtime=30),
     params:
         compiledir=compile_cache,
         settings=settings("outcome", "group", "models", "sampling", "storage")
@@ -33,6 +35,8 @@ rule predict_new_site:
         "benchmarks/predict_new_site/{selection}/{site}.tsv"
     conda:
         ENV
+    resources:
+        **scaled(800),
     params:
         model=POPULATION,
         settings=settings("outcome", "group", "storage") | {"data": data_name()},

@@ -14,6 +14,8 @@ rule plot_all_sites:
         "benchmarks/plot_all_sites.tsv"
     conda:
         ENV
+    resources:
+        **scaled(800),
     params:
         settings=settings("outcome", "group", "plots"),
     script:
@@ -32,6 +34,8 @@ rule plot_selection:
         "benchmarks/plot_selection/{selection}.tsv"
     conda:
         ENV
+    resources:
+        **scaled(1000),
     params:
         settings=settings("outcome", "group", "plots"),
     script:
@@ -52,6 +56,8 @@ rule plot_fits:
         "benchmarks/plot_fits/{selection}.tsv"
     conda:
         ENV
+    resources:
+        **scaled(1500),
     params:
         models=MODELS,
         settings=settings("outcome", "group", "plots"),
@@ -75,6 +81,8 @@ rule plot_checks:
         "benchmarks/plot_checks/{selection}.tsv"
     conda:
         ENV
+    resources:
+        **scaled(1000),
     params:
         models=MODELS,
         new_sites=NEW_SITES,

@@ -20,6 +20,8 @@ rule tables:
         "benchmarks/tables/{selection}.tsv"
     conda:
         ENV
+    resources:
+        **scaled(2000),
     params:
         models=MODELS,
         new_sites=NEW_SITES,
@@ -42,6 +44,8 @@ rule loo_comparison:
         "benchmarks/loo_comparison/{selection}.tsv"
     conda:
         ENV
+    resources:
+        **scaled(1500),
     params:
         settings=settings("outcome", "group", "models"),
     script:

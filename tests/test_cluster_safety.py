@@ -1,0 +1,140 @@
+"""Safe on shared storage: a lock is released only when its owner provably died, a run that cannot
+see the owner (another PID namespace, as on another node) neither removes the lock nor runs, and two
+writers of one output never share a temporary file."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from hbm import io, locks
+from helpers import ROOT, SNAKEMAKE, load_config, write_config
+
+
+def lock_folder(workdir):
+    folder = workdir / locks.LOCKS
+    folder.mkdir(parents=True)
+    (folder / "0.output.lock").write_text("results/x\n")
+    return folder
+
+
+def owner(folder, pid, host=None, namespace=None, started=None):
+    host = host or socket.gethostname()
+    path = folder / f"owner.{host}.{pid}"
+    path.write_text(f"{host}\n{pid}\n{started or locks._started(pid)}\n{namespace or locks._namespace()}\n")
+    return path
+
+
+@pytest.fixture
+def dead_pid():
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_a_dead_owner_on_this_host_releases_the_lock(tmp_path, dead_pid):
+    folder = lock_folder(tmp_path)
+    owner(folder, dead_pid)
+    assert locks.release_stale_locks(tmp_path) == "released"
+    assert not list(folder.iterdir())
+
+
+@pytest.mark.parametrize(
+    "who",
+    ["a live process", "another host", "another PID namespace", "no recorded owner", "a reused PID", "one live of two"],
+)
+def test_a_lock_is_kept_unless_every_owner_provably_died(tmp_path, dead_pid, who):
+    folder = lock_folder(tmp_path)
+    if who == "a live process":
+        owner(folder, os.getpid())
+    elif who == "another host":
+        owner(folder, dead_pid, host="node42")
+    elif who == "another PID namespace":
+        owner(folder, dead_pid, namespace="pid:[1]")
+    elif who == "a reused PID":  # the recorded process started at another time than the one with its PID now
+        owner(folder, os.getpid(), started="1")
+    elif who == "one live of two":
+        owner(folder, dead_pid)
+        owner(folder, os.getpid())
+    if who == "a reused PID":
+        assert locks.release_stale_locks(tmp_path) == "released"
+    else:
+        assert locks.release_stale_locks(tmp_path) == "kept"
+        assert (folder / "0.output.lock").exists()
+
+
+def test_writers_of_one_output_never_share_a_temporary_file(tmp_path):
+    target = tmp_path / "table.csv"
+    with io.atomic_path(target) as first, io.atomic_path(target) as second:
+        assert first != second and first.parent == second.parent == tmp_path
+        first.write_text("first writer\n" * 1000)
+        second.write_text("second\n")
+    assert target.read_text() == "first writer\n" * 1000  # the last to finish wins, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.skipif(not shutil.which("unshare") or os.geteuid() != 0, reason="needs unshare and root")
+def test_a_run_in_another_pid_namespace_keeps_the_lock_and_is_refused(tmp_path):
+    """A live run; then, from a fresh PID namespace (as from another node), a dry run and a real run."""
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    config = load_config("tests/config/test.yaml")
+    config["sampling"].update(draws=3000, tune=3000)  # long enough to act while it samples
+    configfile = write_config(workdir / "config.yaml", config)
+    command = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir)]
+    command += ["--configfile", str(configfile), "--replace-workflow-config", "--cores", "1"]
+    first = subprocess.Popen(
+        command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not list((workdir / locks.LOCKS).glob("*.lock")):
+            assert first.poll() is None and time.monotonic() < deadline, "the first run never locked"
+            time.sleep(0.1)
+        isolated = ["unshare", "-fp", "--mount-proc"]
+        dry = subprocess.run([*isolated, *command, "-n"], cwd=workdir, capture_output=True, text=True, timeout=300)
+        assert "snakemake --unlock" in dry.stderr + dry.stdout
+        assert list((workdir / locks.LOCKS).glob("*.lock")), "the dry run removed a live run's lock"
+        second = subprocess.run(isolated + command, cwd=workdir, capture_output=True, text=True, timeout=300)
+        assert second.returncode != 0 and "Directory cannot be locked" in second.stdout + second.stderr
+        assert first.poll() is None, "the first run was disturbed"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+
+
+def test_command_line_resources_add_to_the_rules_own(tmp_path):
+    """The README's cluster command: account and partition are added, every rule keeps its memory and
+    time, and --set-resources changes only what it names."""
+    result = subprocess.run(
+        [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path)]
+        + ["--configfile", str(write_config(tmp_path / "c.yaml", load_config("tests/config/test.yaml")))]
+        + ["--replace-workflow-config", "--workflow-profile", str(ROOT / "profiles" / "slurm"), "-n"]
+        + ["--default-resources", "slurm_account=acc", "slurm_partition=part", "--set-resources", "fit:runtime=60"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = re.findall(r"^rule (\w+):.*?^    resources: ([^\n]+)", result.stdout, flags=re.S | re.M)
+    expected = {"fit": (1500, 60), "tables": (2000, 15), "plot_fits": (1500, 15), "predict_new_site": (800, 15)}
+    seen = set()
+    for rule, line in jobs:
+        resources = dict(item.split("=", 1) for item in line.split(", "))
+        assert resources["slurm_account"] == "acc" and resources["slurm_partition"] == "part", (rule, line)
+        if rule in expected:
+            assert (int(resources["mem_mb"]), int(resources["runtime"])) == expected[rule], (rule, line)
+            seen.add(rule)
+    assert seen == set(expected), jobs

@@ -138,3 +138,30 @@ def test_command_line_resources_add_to_the_rules_own(tmp_path):
             assert (int(resources["mem_mb"]), int(resources["runtime"])) == expected[rule], (rule, line)
             seen.add(rule)
     assert seen == set(expected), jobs
+
+
+@pytest.mark.skipif(not shutil.which("sbatch") and not os.environ.get("CI"), reason="no SLURM here")
+def test_jobs_left_by_a_killed_run_are_named_with_the_command_that_ends_them(tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", "-D", str(workdir), "-o", "/dev/null", "--wrap", "sleep 300"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    job = submitted.stdout.strip().split(";")[0]
+    try:
+        configfile = write_config(workdir / "config.yaml", load_config("tests/config/test.yaml"))
+        command = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir)]
+        result = subprocess.run(
+            [*command, "--configfile", str(configfile), "--replace-workflow-config", "--cores", "1"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode != 0 and f"scancel {job}" in result.stdout + result.stderr
+        assert not (workdir / "results").exists()
+    finally:
+        subprocess.run(["scancel", job], timeout=60)

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from hbm.config import check_config, check_schema, check_unique_keys, normalise_labels
 from hbm.data import check_config_against_data, read_table
 from hbm.errors import InputError
-from hbm.locks import record_owner, release_stale_locks
+from hbm.locks import cluster_jobs, record_owner, release_stale_locks
 from hbm.models import population_model
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -42,14 +42,22 @@ check_inputs()
 # Only the main Snakemake process handles the lock: job processes (local or on cluster nodes) never do.
 if workflow.is_main_process:
     LOCK_STATE = release_stale_locks()
-    if LOCK_STATE == "released":
-        logger.warning("Removed the lock left by a run in this directory whose process no longer runs.")
-    elif LOCK_STATE == "kept":
+    if LOCK_STATE == "kept":
         logger.warning(
             "This directory is locked by a run that is still going, or whose process cannot be seen from here "
             "(another host or PID namespace). If no run is going on, release it with: snakemake --unlock"
         )
     else:
+        if LOCK_STATE == "released":
+            logger.warning("Removed the lock left by a run in this directory whose process no longer runs.")
+        # With no live run here, SLURM jobs in this folder are left over from a run that was killed.
+        EARLIER_JOBS = cluster_jobs()
+        if EARLIER_JOBS:
+            raise WorkflowError(
+                f"{len(EARLIER_JOBS)} SLURM job(s) of an earlier run in this folder are still queued or running; "
+                "a new run beside them could write the same files. Wait for them, or end them with:\n"
+                f"  scancel {' '.join(EARLIER_JOBS)}"
+            )
         OWNER = record_owner()
 
 SELECTIONS = list(config["selections"])

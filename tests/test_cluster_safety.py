@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from hbm import io, locks
+from hbm import cluster, io, locks
 from helpers import ROOT, SNAKEMAKE, load_config, write_config
 
 
@@ -165,3 +165,16 @@ def test_jobs_left_by_a_killed_run_are_named_with_the_command_that_ends_them(tmp
         assert not (workdir / "results").exists()
     finally:
         subprocess.run(["scancel", job], timeout=60)
+
+
+def test_jobs_out_of_time_or_memory_are_told_what_to_raise():
+    log = (
+        "Error in rule fit:\n    message: SLURM-job '17' failed, SLURM status is: 'TIMEOUT'. Reason: Unknown.\n"
+        "Error in rule fit:\n    message: SLURM-job '18' failed, SLURM status is: 'TIMEOUT'. Reason: Unknown.\n"
+        "Error in rule tables:\n    message: SLURM-job '19' failed, SLURM status is: 'OUT_OF_MEMORY'. Reason: x.\n"
+        "Error in rule plot_fits:\n    message: SLURM-job '20' failed, SLURM status is: 'FAILED'. Reason: x.\n"
+    )
+    lines = cluster.advice(log)
+    assert len(lines) == 2
+    assert "fit ran out of time" in lines[0] and "--set-resources fit:runtime=" in lines[0]
+    assert "tables ran out of memory" in lines[1] and "--set-resources tables:mem_mb=" in lines[1]

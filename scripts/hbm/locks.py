@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 from pathlib import Path
 
 LOCKS = Path(".snakemake", "locks")
@@ -85,21 +84,3 @@ def record_owner(workdir: str | Path = ".") -> Path:
     path = folder / f"owner.{host}.{pid}"
     path.write_text(f"{host}\n{pid}\n{_started(pid)}\n{_namespace()}\n")
     return path
-
-
-def cluster_jobs(workdir: str | Path = ".") -> list[str]:
-    """SLURM jobs of this user still queued or running in `workdir` (a run's jobs are submitted with
-    it as their working directory); [] where SLURM does not answer."""
-    try:
-        listing = subprocess.run(
-            ["squeue", "--me", "--noheader", "--format", "%i|%Z"], capture_output=True, text=True, timeout=10
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    here = Path(workdir).resolve()
-    found = []
-    for line in listing.splitlines():
-        job, _, folder = line.strip().partition("|")
-        if folder and Path(folder).resolve() == here:
-            found.append(job)
-    return found

@@ -11,7 +11,8 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from hbm.config import check_config, check_schema, check_unique_keys, normalise_labels
 from hbm.data import check_config_against_data, read_table
 from hbm.errors import InputError
-from hbm.locks import cluster_jobs, record_owner, release_stale_locks
+from hbm.cluster import advice, leftover_jobs
+from hbm.locks import record_owner, release_stale_locks
 from hbm.models import population_model
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -51,7 +52,7 @@ if workflow.is_main_process:
         if LOCK_STATE == "released":
             logger.warning("Removed the lock left by a run in this directory whose process no longer runs.")
         # With no live run here, SLURM jobs in this folder are left over from a run that was killed.
-        EARLIER_JOBS = cluster_jobs()
+        EARLIER_JOBS = leftover_jobs()
         if EARLIER_JOBS:
             raise WorkflowError(
                 f"{len(EARLIER_JOBS)} SLURM job(s) of an earlier run in this folder are still queued or running; "
@@ -215,6 +216,13 @@ def fit_threads():
     return max(1 if s["sampler"] == "nutpie" else min(s["chains"], 4) for s in settings)
 
 
+def explain_failures(logs):
+    """After a failed run: which resource to raise for jobs that ran out of time or memory on SLURM."""
+    for path in [logs] if isinstance(logs, str) else logs:
+        for line in advice(Path(path).read_text(errors="replace")):
+            logger.error(line)
+
+
 def forget_owner():
     """This run is over: it no longer owns the directory's lock."""
     if "OWNER" in globals():
@@ -227,3 +235,4 @@ onsuccess:
 
 onerror:
     forget_owner()
+    explain_failures(log)

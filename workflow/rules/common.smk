@@ -20,23 +20,31 @@ ENV = "../../envs/hbm.yaml"
 
 
 def check_inputs():
-    """Stop before any job with one message naming the bad key, column or value."""
+    """Stop before any job with one message naming the bad key, column or value. Job processes, which
+    parse the workflow again, only complete the config (schema defaults, labels as text): the main
+    process has checked it and the data."""
     try:
-        for path in workflow.configfiles:
-            check_unique_keys(path)
-        check_schema(config, SCHEMA)
+        if workflow.is_main_process:
+            for path in workflow.configfiles:
+                check_unique_keys(path)
+            check_schema(config, SCHEMA)
         validate(config, schema=str(SCHEMA))
         normalise_labels(config)
-        check_config(config)
-        data = Path(config["data"]["path"])
-        if data.exists():
-            check_config_against_data(config, read_table(data, config["outcome"], config["group"]), str(data))
-        elif not config["data"].get("url"):
-            raise InputError(
-                f"config key 'data.path': data file {data} does not exist and no 'data.url' is set to download it"
-            )
+        if workflow.is_main_process:
+            check_config(config)
+            check_data()
     except InputError as error:
         raise WorkflowError(f"Invalid input: {error}") from None
+
+
+def check_data():
+    data = Path(config["data"]["path"])
+    if data.exists():
+        check_config_against_data(config, read_table(data, config["outcome"], config["group"]), str(data))
+    elif not config["data"].get("url"):
+        raise InputError(
+            f"config key 'data.path': data file {data} does not exist and no 'data.url' is set to download it"
+        )
 
 
 check_inputs()

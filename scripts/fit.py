@@ -1,7 +1,7 @@
-"""Fit the models to one selection: per model the posterior, sampler statistics, data and pointwise
-log-likelihood, then the posterior predictive draws of every row, computed from the draws. A model
-that fails the convergence gate is written all the same, marked as failed: the gate step at the end
-of the run decides what that means (config `convergence.on_failure`)."""
+"""Fit one model to one selection: its posterior, sampler statistics, data and pointwise
+log-likelihood, then the posterior predictive draws of every row, computed from the draws, and the
+model's graph. A model that fails the convergence gate is written all the same, marked as failed:
+the gate step at the end of the run decides what that means (config `convergence.on_failure`)."""
 
 import logging
 import time
@@ -11,24 +11,24 @@ import xarray as xr
 from hbm import io
 
 
-def fit_selection(
+def fit_step(
     data_path,
-    posteriors: dict,
-    predictives: dict,
-    graphs: dict,
+    posterior_path,
+    predictive_path,
+    graph_path,
+    name: str,
     selection: str,
     config: dict,
     cores: int,
     compiledir=None,
     log_path=None,
 ):
-    """Every configured model, in config order; `posteriors`, `predictives`, `graphs`: model -> output
-    path; `compiledir`: PyTensor's compile cache for this job (PyTensor's own default if None)."""
+    """The fit step of model `name`; `compiledir`: PyTensor's compile cache for this job (PyTensor's
+    own default if None)."""
     io.setup_logging(log_path)
     if compiledir:
         io.use_compile_cache(compiledir)
-    for name in config["models"]:
-        fit(data_path, posteriors[name], name, selection, config, cores, predictives[name], graphs[name])
+    fit(data_path, posterior_path, name, selection, config, cores, predictive_path, graph_path)
 
 
 def fit(
@@ -156,11 +156,12 @@ def _gate(posterior: xr.Dataset, divergences: int, thresholds: dict) -> list[str
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
     io.run_step(
-        fit_selection,
+        fit_step,
         sm.input.data,
-        dict(zip(sm.params.settings["models"], sm.output.posteriors)),
-        dict(zip(sm.params.settings["models"], sm.output.predictives)),
-        {name: getattr(sm.output, f"graph_{name}") for name in sm.params.settings["models"]},
+        sm.output.posterior,
+        sm.output.predictive,
+        sm.output.graph,
+        sm.wildcards.model,
         sm.wildcards.selection,
         sm.params.settings,
         sm.threads,

@@ -178,3 +178,17 @@ def test_jobs_out_of_time_or_memory_are_told_what_to_raise():
     assert len(lines) == 2
     assert "fit ran out of time" in lines[0] and "--set-resources fit:runtime=" in lines[0]
     assert "tables ran out of memory" in lines[1] and "--set-resources tables:mem_mb=" in lines[1]
+
+
+def test_temporary_files_of_killed_writers_are_removed(tmp_path, dead_pid):
+    target = tmp_path / "posterior.nc"
+    host, namespace, _ = locks.writer().split("~")
+    killed = tmp_path / f".posterior.nc.{host}~{namespace}~{dead_pid}.x1y2.partial"
+    elsewhere = tmp_path / f".posterior.nc.node42~{namespace}~{dead_pid}.x1y2.partial"
+    for path in (killed, elsewhere):
+        path.write_text("half a file")
+    with io.atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert not killed.exists(), "a killed writer's temporary file was left"
+    assert elsewhere.exists(), "a temporary file of a writer on another host was removed"
+    assert target.read_text() == "whole"

@@ -77,7 +77,7 @@ def test_killed_run_completes_when_run_again(tmp_path, config):
     process = subprocess.Popen(
         command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    log = workdir / "logs" / "fit" / "first5.log"
+    log = workdir / "logs" / "fit" / "first5" / "partial_pooling.log"
     deadline = time.monotonic() + 300
     while not (log.exists() and "fitting" in log.read_text()):
         assert process.poll() is None and time.monotonic() < deadline, "the fit never started"

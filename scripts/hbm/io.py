@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import xarray as xr
 
+from hbm import locks
 from hbm.data import Grouped
 from hbm.errors import ConvergenceError, InputError
 
@@ -98,10 +99,16 @@ def rng_for(seed: int, *labels: str) -> np.random.Generator:
 
 @contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temporary path beside `path`; rename it into place only once writing succeeded."""
+    """Yield a temporary path beside `path`, named after this writer (host, PID namespace, process);
+    rename it into place only once writing succeeded. Temporary files of this output left by writers
+    that were killed (on this host, in this PID namespace) are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    prefix = f".{path.name}."
+    for old in path.parent.glob(f"{prefix}*.partial"):
+        if locks.writer_is_dead(old.name[len(prefix) :].split(".")[0]):
+            old.unlink(missing_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f"{prefix}{locks.writer()}.", suffix=".partial", dir=path.parent)
     os.close(handle)
     tmp = Path(name)  # this writer's own: two writers of one output never share a temporary file
     mask = os.umask(0)

@@ -84,3 +84,21 @@ def record_owner(workdir: str | Path = ".") -> Path:
     path = folder / f"owner.{host}.{pid}"
     path.write_text(f"{host}\n{pid}\n{_started(pid)}\n{_namespace()}\n")
     return path
+
+
+def writer() -> str:
+    """This process as a writer: host, PID namespace and process id, fit for a file name."""
+    namespace = "".join(ch for ch in _namespace() if ch.isdigit()) or "0"
+    return f"{socket.gethostname().replace('.', '_')}~{namespace}~{os.getpid()}"
+
+
+def writer_is_dead(name: str) -> bool:
+    """Whether the writer `name` (from `writer()`) provably no longer runs: this host and PID namespace,
+    and no such process."""
+    try:
+        host, namespace, pid = name.split("~")
+        pid = int(pid)
+    except ValueError:
+        return False
+    here, space, _ = writer().split("~")
+    return host == here and namespace == space and not _alive(pid, "unknown")

@@ -150,7 +150,7 @@ def per_new_site(pattern):
 
 def compile_cache(wildcards):
     """A PyTensor compile cache of the job's own, kept between runs: parallel jobs never share one."""
-    return str(Path(config["cache_dir"]) / "pytensor" / wildcards.selection)
+    return str(Path(config["cache_dir"]) / "pytensor" / wildcards.selection / wildcards.model)
 
 
 def reported(path, caption, subcategory, **labels):
@@ -167,8 +167,7 @@ def reported(path, caption, subcategory, **labels):
 def model_outputs(name, caption, label):
     """One reported file per model: {model: path}, named `name` inside the model's folder."""
     return {
-        model: reported(f"results/{{selection}}/{model}/{name}", caption, model.replace("_", " "), **{label: name})
-        for model in MODELS
+        model: reported(f"results/{{selection}}/{model}/{name}", caption, model, **{label: name}) for model in MODELS
     }
 
 
@@ -217,11 +216,11 @@ def scaled(mem_mb, runtime=15):
     }
 
 
-def fit_threads():
+def fit_threads(wildcards):
     """nutpie's chains take well under a second together (the likelihood is O(sites)), so a fit asks
     for one CPU and leaves the others to parallel jobs; PyMC's own sampler runs one process per chain."""
-    settings = [{**config["sampling"], **spec.get("sampling", {})} for spec in config["models"].values()]
-    return max(1 if s["sampler"] == "nutpie" else min(s["chains"], 4) for s in settings)
+    sampling = {**config["sampling"], **config["models"][wildcards.model].get("sampling", {})}
+    return 1 if sampling["sampler"] == "nutpie" else min(sampling["chains"], 4)
 
 
 def explain_failures(logs):

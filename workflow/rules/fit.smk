@@ -1,24 +1,28 @@
-# One job fits every model of a selection: the libraries are imported once, not once per model.
+# One job per model: a model finished is never removed with another model's failed or cancelled job.
 rule fit:
     input:
         data="results/{selection}/data.csv",
     output:
-        **{f"graph_{m}": path for m, path in model_outputs("graph.png", "graph", "figure").items()},
-        posteriors=expand("results/{{selection}}/{model}/posterior.nc", model=MODELS),
-        predictives=expand("results/{{selection}}/{model}/posterior_predictive.nc", model=MODELS),
+        posterior="results/{selection}/{model}/posterior.nc",
+        predictive="results/{selection}/{model}/posterior_predictive.nc",
+        graph=reported("results/{selection}/{model}/graph.png", "graph", "{model}", figure="graph.png"),
     log:
-        "logs/fit/{selection}.log",
+        "logs/fit/{selection}/{model}.log",
     benchmark:
-        "benchmarks/fit/{selection}.tsv"
+        "benchmarks/fit/{selection}/{model}.tsv"
     conda:
         ENV
-    threads: fit_threads()
+    threads: fit_threads
     resources:
         **scaled(1500, runtime=30),
     params:
         compiledir=compile_cache,
-        settings=settings("outcome", "group", "models", "sampling", "storage")
-        | {"convergence": gate_thresholds(), "data": data_name()},
+        settings=lambda wildcards: settings("outcome", "group", "sampling", "storage")
+        | {
+            "models": {wildcards.model: config["models"][wildcards.model]},
+            "convergence": gate_thresholds(),
+            "data": data_name(),
+        },
     script:
         "../../scripts/fit.py"
 

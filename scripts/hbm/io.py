@@ -122,8 +122,11 @@ def atomic_path(path: str | Path):
 
 
 def write_tree(tree: xr.DataTree, path: str | Path) -> None:
-    """Write a DataTree to NetCDF atomically: the file appears complete or not at all.
+    """Write a DataTree to NetCDF atomically: the file appears complete or not at all. ArviZ's
+    `created_at` timestamps are left out, so a rerun writes the same bytes.
     Uncompressed: posterior draws are nearly incompressible and compression costs seconds per file."""
+    for node in tree.subtree:  # the same config and seed give the same bytes: no timestamps
+        node.attrs.pop("created_at", None)
     with atomic_path(path) as tmp:
         tree.to_netcdf(tmp, engine="netcdf4")
 

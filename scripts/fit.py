@@ -9,6 +9,7 @@ import time
 import xarray as xr
 
 from hbm import io
+from hbm.config import sampling_settings
 
 
 def fit_step(
@@ -42,7 +43,7 @@ def fit(
     log = logging.getLogger("hbm")
     data = io.read_grouped(data_path, config["outcome"], config["group"])
     spec = config["models"][name]
-    settings = sampling.settings_for(config, name)
+    settings = sampling_settings(config, name)
     parameterization = models.parameterization_of(name, spec)
     log.info("fitting %s to %s: %d rows in %d sites, %s", name, selection, len(data.y), len(data.sites), settings)
 

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
@@ -24,9 +23,9 @@ def lock_folder(workdir):
 
 
 def owner(folder, pid, host=None, namespace=None, started=None):
-    host = host or socket.gethostname()
-    path = folder / f"owner.{host}.{pid}"
-    path.write_text(f"{host}\n{pid}\n{started or locks._started(pid)}\n{namespace or locks._namespace()}\n")
+    here, space, _ = locks.writer().split("~")
+    path = folder / f"owner.{host or here}~{namespace or space}~{pid}"
+    path.write_text(f"{started or locks._started(pid)}\n")
     return path
 
 
@@ -55,7 +54,7 @@ def test_a_lock_is_kept_unless_every_owner_provably_died(tmp_path, dead_pid, who
     elif who == "another host":
         owner(folder, dead_pid, host="node42")
     elif who == "another PID namespace":
-        owner(folder, dead_pid, namespace="pid:[1]")
+        owner(folder, dead_pid, namespace="1")
     elif who == "a reused PID":  # the recorded process started at another time than the one with its PID now
         owner(folder, os.getpid(), started="1")
     elif who == "one live of two":

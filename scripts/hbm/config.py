@@ -80,6 +80,11 @@ def _hint(error) -> str:
     return f" ({description})" if description and error.validator != "additionalProperties" else ""
 
 
+def sampling_settings(config: dict, name: str) -> dict:
+    """The `sampling` settings of model `name`: the shared ones with the model's own overrides applied."""
+    return {**config["sampling"], **config["models"][name].get("sampling", {})}
+
+
 def normalise_labels(config: dict) -> None:
     """Group labels as the text they are in the data: numbers in `selections` and `new_sites` (e.g.
     county codes written unquoted) become their decimal text, so 27053 and "27053" name one group."""

@@ -2,11 +2,11 @@
 
 Snakemake locks a folder for the length of a run and leaves the lock behind when the run is killed
 (SIGKILL, power loss), so the same command then refuses to start. Each run of this workflow records
-its owner beside the lock (`owner.HOST.PID`: the host, the process, its start time and PID
-namespace). A lock is released only when every recorded owner provably is dead: a process of this
-host, in this PID namespace, that no longer runs. A lock whose owner runs, or runs where this
-process cannot see (another host or PID namespace, e.g. a cluster node), or that has no recorded
-owner, is kept, and `snakemake --unlock` is the way to release it by hand.
+its owner beside the lock (`owner.HOST~NAMESPACE~PID`, holding the process's start time). A lock is
+released only when every recorded owner provably is dead: a process of this host, in this PID
+namespace, that no longer runs. A lock whose owner runs, or runs where this process cannot see
+(another host or PID namespace, e.g. a cluster node), or that has no recorded owner, is kept, and
+`snakemake --unlock` is the way to release it by hand.
 """
 
 from __future__ import annotations
@@ -43,27 +43,38 @@ def _alive(pid: int, started: str) -> bool:
     return started in ("unknown", _started(pid))
 
 
-def _owner_is_dead(path: Path) -> bool:
-    """Whether the owner recorded in `path` provably no longer runs."""
+def writer() -> str:
+    """This process, fit for a file name: host, PID namespace and process id."""
+    namespace = "".join(ch for ch in _namespace() if ch.isdigit()) or "0"
+    return f"{socket.gethostname().replace('.', '_')}~{namespace}~{os.getpid()}"
+
+
+def writer_is_dead(name: str, started: str = "unknown") -> bool:
+    """Whether the process `name` (from `writer()`; `started`: its start time, where known) provably no
+    longer runs: it is of this host and PID namespace, and no such process runs."""
     try:
-        host, pid, started, namespace = path.read_text().split("\n")[:4]
+        host, namespace, pid = name.split("~")
         pid = int(pid)
-    except (OSError, ValueError):
+    except ValueError:
         return False
-    if host != socket.gethostname() or namespace != _namespace():
-        return False
-    return not _alive(pid, started)
+    here, space, _ = writer().split("~")
+    return host == here and namespace == space and not _alive(pid, started)
 
 
-def owners(workdir: str | Path = ".") -> list[Path]:
-    return sorted(Path(workdir, LOCKS).glob("owner.*"))
+def _owner_is_dead(path: Path) -> bool:
+    """Whether the owner recorded in `path` (named after it, holding its start time) no longer runs."""
+    try:
+        started = path.read_text().strip()
+    except OSError:
+        return False
+    return writer_is_dead(path.name.removeprefix("owner."), started)
 
 
 def release_stale_locks(workdir: str | Path = ".") -> str:
     """Release the lock of a run that provably died; return what was done ("" if there was no lock)."""
     folder = Path(workdir, LOCKS)
     locks = list(folder.glob("*.lock"))
-    recorded = owners(workdir)
+    recorded = sorted(folder.glob("owner.*"))
     if not locks:
         for path in recorded:  # owners of finished or refused runs
             if _owner_is_dead(path):
@@ -80,25 +91,6 @@ def record_owner(workdir: str | Path = ".") -> Path:
     """Record this process as an owner of the run it starts in `workdir`."""
     folder = Path(workdir, LOCKS)
     folder.mkdir(parents=True, exist_ok=True)
-    host, pid = socket.gethostname(), os.getpid()
-    path = folder / f"owner.{host}.{pid}"
-    path.write_text(f"{host}\n{pid}\n{_started(pid)}\n{_namespace()}\n")
+    path = folder / f"owner.{writer()}"
+    path.write_text(f"{_started(os.getpid())}\n")
     return path
-
-
-def writer() -> str:
-    """This process as a writer: host, PID namespace and process id, fit for a file name."""
-    namespace = "".join(ch for ch in _namespace() if ch.isdigit()) or "0"
-    return f"{socket.gethostname().replace('.', '_')}~{namespace}~{os.getpid()}"
-
-
-def writer_is_dead(name: str) -> bool:
-    """Whether the writer `name` (from `writer()`) provably no longer runs: this host and PID namespace,
-    and no such process."""
-    try:
-        host, namespace, pid = name.split("~")
-        pid = int(pid)
-    except ValueError:
-        return False
-    here, space, _ = writer().split("~")
-    return host == here and namespace == space and not _alive(pid, "unknown")

@@ -276,8 +276,3 @@ def convergence_failures(summary, divergences: int, gate: dict) -> list[str]:
             if not row[column] >= gate["min_ess"]:
                 failures.append(f"{parameter}: {column} {row[column]:.0f} < {gate['min_ess']}")
     return failures
-
-
-def settings_for(config: dict, name: str) -> dict:
-    """The `sampling` settings with the model's own overrides applied."""
-    return {**config["sampling"], **config["models"][name].get("sampling", {})}

@@ -8,7 +8,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from hbm.config import check_config, check_schema, check_unique_keys, normalise_labels
+from hbm.config import check_config, check_schema, check_unique_keys, normalise_labels, sampling_settings
 from hbm.data import check_config_against_data, read_table
 from hbm.errors import InputError
 from hbm.cluster import advice, leftover_jobs
@@ -219,7 +219,7 @@ def scaled(mem_mb, runtime=15):
 def fit_threads(wildcards):
     """nutpie's chains take well under a second together (the likelihood is O(sites)), so a fit asks
     for one CPU and leaves the others to parallel jobs; PyMC's own sampler runs one process per chain."""
-    sampling = {**config["sampling"], **config["models"][wildcards.model].get("sampling", {})}
+    sampling = sampling_settings(config, wildcards.model)
     return 1 if sampling["sampler"] == "nutpie" else min(sampling["chains"], 4)
 
 

@@ -12,6 +12,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/formulas.smk"
 
 
 report: "workflow/report/workflow.rst"

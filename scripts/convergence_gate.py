@@ -8,11 +8,12 @@ from hbm import io
 from hbm.errors import ConvergenceError
 
 
-def convergence_gate(tables: dict, out_path, on_failure: str, log_path=None):
-    """`tables`: selection -> its convergence.csv; writes the verdict to `out_path` unless it stops."""
+def convergence_gate(tables: list, out_path, on_failure: str, log_path=None):
+    """`tables`: (selection, its convergence.csv or formula_convergence.csv); writes the verdict to
+    `out_path` unless it stops."""
     log = io.setup_logging(log_path)
     lines = []
-    for selection, path in tables.items():
+    for selection, path in tables:
         table = pd.read_csv(path, keep_default_na=False)
         for row in table[~table["passed"]].itertuples():
             cause = f"\n    likely cause: {row.likely_cause}" if row.likely_cause else ""
@@ -33,7 +34,7 @@ if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
     io.run_step(
         convergence_gate,
-        dict(zip(sm.params.selections, sm.input.tables)),
+        list(zip(sm.params.selections, sm.input.tables)),
         sm.output[0],
         sm.params.on_failure,
         sm.log[0],

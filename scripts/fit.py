@@ -51,7 +51,7 @@ def fit(
     model = models.build(name, data, spec["priors"], parameterization)
     if graph_path:
         with io.atomic_path(graph_path) as tmp:
-            tmp.write_bytes(model_graph_png(model))
+            tmp.write_bytes(sampling.model_graph_png(model))
     tree = sampling.sample(model, settings, cores)
     seconds = time.perf_counter() - start
     posterior = tree["posterior"].to_dataset()
@@ -64,7 +64,8 @@ def fit(
 
     level = pointwise.pointwise_level(config, posterior.sizes["chain"] * posterior.sizes["draw"], len(data.y))
     divergences = int(tree["sample_stats"]["diverging"].sum())
-    gate_failures = _gate(posterior.drop_vars(list(drawn_after)), divergences, config["convergence"])
+    # what the marginal parameterization draws after sampling, from its exact conditional, is left out
+    gate_failures = sampling.gate_failures(posterior.drop_vars(list(drawn_after)), divergences, config["convergence"])
     causes = gate.likely_causes(gate_failures, parameterization, data, spec["priors"], settings, config["convergence"])
     attrs = io.provenance(
         config,
@@ -111,28 +112,6 @@ def fit(
     return result
 
 
-def model_graph_png(model) -> bytes:
-    """The model's graph as PNG, the same bytes in every run. PyMC's `model_to_graphviz` orders the
-    plates by `hash()` of their dims, which differs between Python processes, so the DOT statements
-    are put in a fixed order (plates, then nodes, then edges, each sorted) before rendering."""
-    import pymc as pm
-
-    graph = pm.model_to_graphviz(model)
-    blocks, depth = [], 0
-    for line in graph.body:
-        if depth == 0:
-            blocks.append([line])
-        else:
-            blocks[-1].append(line)
-        depth += line.rstrip().endswith("{") - (line.strip() == "}")
-    plates = sorted([block[0], *sorted(block[1:-1]), block[-1]] for block in blocks if len(block) > 1)
-    statements = [block[0] for block in blocks if len(block) == 1]
-    edges = sorted(line for line in statements if " -> " in line)
-    nodes = sorted(line for line in statements if " -> " not in line)
-    graph.body[:] = [*(line for plate in plates for line in plate), *nodes, *edges]
-    return graph.pipe(format="png")
-
-
 def _posterior_predictive(posterior, name, selection, data, config, attrs) -> xr.DataTree:
     from hbm import pointwise
 
@@ -140,18 +119,6 @@ def _posterior_predictive(posterior, name, selection, data, config, attrs) -> xr
     predictive = pointwise.posterior_predictive(posterior, name, data, rng, config["storage"]["max_values"])
     attrs = attrs | {"thinning": str(predictive.attrs["thinning"])}
     return io.draws_with_observed("posterior_predictive", predictive, data.y, data.obs_id, attrs)
-
-
-def _gate(posterior: xr.Dataset, divergences: int, thresholds: dict) -> list[str]:
-    """The convergence gate on the sampled parameters. What the marginal parameterization draws after
-    sampling from its exact conditional (site means, and hyper_mu) is independent given those, and
-    is left out."""
-    from arviz_stats import summary
-
-    from hbm import sampling
-
-    table = summary(posterior, kind="diagnostics", round_to="none")
-    return sampling.convergence_failures(table, divergences, thresholds)
 
 
 if __name__ == "__main__" and "snakemake" in globals():

@@ -118,6 +118,10 @@ def check_config(config: dict) -> None:
             seen.add(site)
     for site in config.get("new_sites", []):
         _check_path_safe(site, f"config key 'new_sites': site {site!r}")
+    for name in config.get("formulas", {}):
+        _check_path_safe(name, f"config key 'formulas': formula name {name!r}")
+        if name in config["models"]:
+            raise InputError(f"config key 'formulas': formula name {name!r} is also a model's name; rename it")
 
 
 def _check_path_safe(name: str, where: str) -> None:

@@ -212,6 +212,21 @@ def check_config_against_data(config: dict, frame: pd.DataFrame, source: str) ->
     return resolved
 
 
+def check_formulas(config: dict, path: Path) -> None:
+    """Refuse formulas that cannot run on this data file (see `hbm.formulas.check`)."""
+    from hbm import formulas
+
+    if not config.get("formulas"):
+        return
+    columns = _header(Path(path))
+    for name, spec in config["formulas"].items():
+        formulas.check(name, spec, config, columns)
+    used = set().union(*(formulas.variables(spec["formula"]) for spec in config["formulas"].values()))
+    frame = formulas.read_columns(path, used, config["group"])
+    for name, spec in config["formulas"].items():
+        formulas.check_on_data(name, spec, frame)
+
+
 def _check_proper(rows: pd.DataFrame, outcome: str, group: str, model_names, where: str) -> None:
     """Refuse data under which a Normal model's sd has no proper posterior (its likelihood grows without
     bound as the sd goes to 0): a constant outcome, an outcome constant within every site, or, under no

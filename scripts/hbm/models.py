@@ -20,7 +20,7 @@ Partial pooling has three parameterizations:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,7 +42,10 @@ class Model:
     out, as {name: (dims, values)}. `single_normal`: the model is one Normal with a Normal prior on
     its mean, shared by all sites ("pooled") or one per site ("per site"), which gives exact
     leave-one-out densities by quadrature over its sd. `population`: the site means come from a
-    population, so the model predicts new sites and has shrinkage and a variance decomposition."""
+    population, so the model predicts new sites and has shrinkage and a variance decomposition.
+    `formula`: the model as a bambi formula on `{outcome}` and `{group}` (None if bambi cannot write
+    it), with `formula_priors` (parameter -> the bambi term its prior goes to) and `formula_quantities`
+    (quantity -> (parameter, bambi variable)), what its fit and the formula's must agree on."""
 
     name: str
     label: str
@@ -56,6 +59,9 @@ class Model:
     draw_integrated: Callable | None = None
     single_normal: str | None = None
     population: bool = False
+    formula: str | None = None
+    formula_priors: dict = field(default_factory=dict)
+    formula_quantities: dict = field(default_factory=dict)
 
     def build(self, data: Grouped, priors: dict, parameterization: str, likelihood: str):
         from hbm import builders  # PyMC is imported only by the steps that build models
@@ -105,6 +111,9 @@ MODELS: dict[str, Model] = {
             parameterizations=("centered",),
             site_parameters=lambda posterior: (_scalar(posterior, "mu"), _scalar(posterior, "sigma")),
             single_normal="pooled",
+            formula="{outcome} ~ 1",
+            formula_priors={"mu": "Intercept", "sigma": "sigma"},
+            formula_quantities={"population mean": ("mu", "Intercept"), "within-site sd": ("sigma", "sigma")},
         ),
         Model(
             name="no_pooling",
@@ -135,6 +144,18 @@ MODELS: dict[str, Model] = {
             ),
             draw_integrated=_draw_partial_pooling,
             population=True,
+            formula="{outcome} ~ 1 + (1|{group})",
+            formula_priors={
+                "hyper_mu": "Intercept",
+                "within_variability": "sigma",
+                "between_variability": "1|{group}",
+            },
+            formula_quantities={
+                "population mean": ("hyper_mu", "Intercept"),
+                "within-site sd": ("within_variability", "sigma"),
+                "between-site sd": ("between_variability", "1|{group}_sigma"),
+                "site mean": ("mu", "site_mean"),
+            },
         ),
     )
 }

@@ -117,16 +117,19 @@ _LOGP_SIGNATURE = numba.types.int64(numba.types.uint64, _DOUBLES, _DOUBLES, _DOU
 _EXPAND_SIGNATURE = numba.types.int64(numba.types.uint64, numba.types.uint64, _DOUBLES, _DOUBLES, numba.types.voidptr)
 
 
-def compile_nutpie(model: pm.Model, backend: str = "numba"):
+def compile_nutpie(model: pm.Model, backend: str = "numba", var_names=None):
     """A nutpie model. ``numba``: PyTensor's numba functions behind C callbacks, both cached on
     disk (in PyTensor's compiledir), so nutpie calls no Python while it samples; ``pytensor``: the
     same functions called through nutpie's Python-function interface (no callback to compile, but
-    about 50 µs of Python per gradient)."""
+    about 50 µs of Python per gradient). `var_names`: the variables to store (default: every free and
+    deterministic one)."""
     if backend == "numba":
-        return _compile_numba(model)
+        return _compile_numba(model, var_names)
     if backend != "pytensor":
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
-    n_dim, _, logp_fn, expand_fn, initial_point_fn, shape_info, reparameterized = _functions(model, "FAST_RUN", False)
+    n_dim, _, logp_fn, expand_fn, initial_point_fn, shape_info, reparameterized = _functions(
+        model, "FAST_RUN", False, var_names
+    )
     names, _, shapes = shape_info
     logp, expand = _direct_call(logp_fn), _direct_call(expand_fn)
 
@@ -158,7 +161,7 @@ def compile_nutpie(model: pm.Model, backend: str = "numba"):
     )
 
 
-def _functions(model: pm.Model, mode: str, join_expanded: bool):
+def _functions(model: pm.Model, mode: str, join_expanded: bool, var_names=None):
     """nutpie's compiled log density with gradient, expansion to the stored variables, and jittered
     initial points (locked: chains start in parallel threads, PyTensor functions are not thread-safe)."""
     initial_point = make_initial_point_fn(
@@ -170,15 +173,16 @@ def _functions(model: pm.Model, mode: str, join_expanded: bool):
         compute_grad=True,
         join_expanded=join_expanded,
         pymc_initial_point_fn=_wrap_with_lock(initial_point),
+        var_names=var_names,
     )
 
 
-def _compile_numba(model: pm.Model) -> CompiledPyMCModel:
+def _compile_numba(model: pm.Model, var_names=None) -> CompiledPyMCModel:
     """nutpie's numba interface with callbacks numba caches on disk. The data are frozen into the
     graph as constants, so the callbacks need no pointers to it and a cached one is reused as is."""
     model = freeze_dims_and_data(model)
     n_dim, n_expanded, logp_fn, expand_fn, initial_point_fn, shape_info, reparameterized = _functions(
-        model, "NUMBA", True
+        model, "NUMBA", True, var_names
     )
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
     return CompiledPyMCModel(
@@ -233,11 +237,12 @@ def _direct_call(function):
     return call
 
 
-def sample(model: pm.Model, settings: dict, cores: int) -> xr.DataTree:
-    """Posterior draws and sampler statistics for `model` under the `sampling` settings."""
+def sample(model: pm.Model, settings: dict, cores: int, var_names=None) -> xr.DataTree:
+    """Posterior draws and sampler statistics for `model` under the `sampling` settings; `var_names`:
+    the variables to store (default: every free and deterministic one)."""
     common = dict(draws=settings["draws"], tune=settings["tune"], chains=settings["chains"])
     if settings["sampler"] == "nutpie":
-        compiled = compile_nutpie(model, settings.get("backend", "numba"))
+        compiled = compile_nutpie(model, settings.get("backend", "numba"), var_names)
         tree = nutpie.sample(
             compiled,
             **common,
@@ -256,6 +261,7 @@ def sample(model: pm.Model, settings: dict, cores: int) -> xr.DataTree:
             nuts_sampler="pymc",
             progressbar=False,
             compute_convergence_checks=False,
+            var_names=var_names,
             model=model,
         )
     stats = tree["sample_stats"].to_dataset()
@@ -276,3 +282,30 @@ def convergence_failures(summary, divergences: int, gate: dict) -> list[str]:
             if not row[column] >= gate["min_ess"]:
                 failures.append(f"{parameter}: {column} {row[column]:.0f} < {gate['min_ess']}")
     return failures
+
+
+def model_graph_png(model) -> bytes:
+    """The model's graph as PNG, the same bytes in every run. PyMC's `model_to_graphviz` orders the
+    plates by `hash()` of their dims, which differs between Python processes, so the DOT statements
+    are put in a fixed order (plates, then nodes, then edges, each sorted) before rendering."""
+    graph = pm.model_to_graphviz(model)
+    blocks, depth = [], 0
+    for line in graph.body:
+        if depth == 0:
+            blocks.append([line])
+        else:
+            blocks[-1].append(line)
+        depth += line.rstrip().endswith("{") - (line.strip() == "}")
+    plates = sorted([block[0], *sorted(block[1:-1]), block[-1]] for block in blocks if len(block) > 1)
+    statements = [block[0] for block in blocks if len(block) == 1]
+    edges = sorted(line for line in statements if " -> " in line)
+    nodes = sorted(line for line in statements if " -> " not in line)
+    graph.body[:] = [*(line for plate in plates for line in plate), *nodes, *edges]
+    return graph.pipe(format="png")
+
+
+def gate_failures(posterior: xr.Dataset, divergences: int, thresholds: dict) -> list[str]:
+    """The convergence gate on `posterior`'s parameters (r-hat, ESS) and the sampler's divergences."""
+    from arviz_stats import summary
+
+    return convergence_failures(summary(posterior, kind="diagnostics", round_to="none"), divergences, thresholds)

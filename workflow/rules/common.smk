@@ -9,10 +9,11 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from hbm.config import check_config, check_schema, check_unique_keys, normalise_labels, sampling_settings
-from hbm.data import check_config_against_data, read_table
+from hbm.data import check_config_against_data, check_formulas, read_table
 from hbm.errors import InputError
 from hbm.cluster import advice, leftover_jobs
 from hbm.locks import record_owner, release_stale_locks
+from hbm.formulas import meaning, predicts_new_sites
 from hbm.models import population_model
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -41,6 +42,7 @@ def check_data():
     data = Path(config["data"]["path"])
     if data.exists():
         check_config_against_data(config, read_table(data, config["outcome"], config["group"]), str(data))
+        check_formulas(config, data)
     elif not config["data"].get("url"):
         raise InputError(
             f"config key 'data.path': data file {data} does not exist and no 'data.url' is set to download it"
@@ -73,11 +75,20 @@ SELECTIONS = list(config["selections"])
 MODELS = list(config["models"])
 POPULATION = population_model(MODELS)  # the model that predicts new sites, if one is configured
 NEW_SITES = list(config["new_sites"]) if POPULATION else []
+FORMULAS = list(config["formulas"])
+# Formulas with a term grouped by the data's group predict new sites. Only the main process lists the
+# targets, so only it parses the formulas (job processes would pay formulae's import for nothing).
+PREDICTING = (
+    [name for name in FORMULAS if predicts_new_sites(config["formulas"][name]["formula"], config["group"])]
+    if workflow.is_main_process
+    else FORMULAS
+)
 
 
 wildcard_constraints:
     selection="|".join(map(re.escape, SELECTIONS)),
     model="|".join(MODELS),
+    formula="|".join(map(re.escape, FORMULAS)) or "(?!)",
     site="|".join(map(re.escape, NEW_SITES)) or "(?!)",
 
 
@@ -98,7 +109,12 @@ def selection_outputs(selection):
     files += [f"{base}/tables/{name}" for name in selection_tables()]
     files += selection_figures(selection)
     files += [f"{base}/{POPULATION}/new_site_{site}.nc" for site in NEW_SITES]
+    if FORMULAS:
+        files += [f"{base}/formulas/{formula}/{name}" for formula in FORMULAS for name in FORMULA_FILES]
+        files += [f"{base}/tables/formula_crosscheck.csv", f"{base}/tables/formula_convergence.csv"]
+        files += [f"{base}/formulas/{f}/new_site_{site}.nc" for f in PREDICTING for site in config["new_sites"]]
     return files
+
 
 
 MODEL_FILES = [
@@ -110,6 +126,9 @@ MODEL_FILES = [
     "trace.png",
     "ppc.png",
 ]
+
+
+FORMULA_FILES = MODEL_FILES  # a formula has what a model has
 
 
 def selection_tables():
@@ -135,6 +154,12 @@ def other_outputs():
     return files
 
 
+def convergence_tables():
+    """Each selection's convergence verdicts: of its models, then of its formulas."""
+    names = ["convergence.csv"] + (["formula_convergence.csv"] if FORMULAS else [])
+    return [f"results/{selection}/tables/{name}" for selection in SELECTIONS for name in names]
+
+
 def all_outputs():
     return other_outputs() + ["results/convergence_gate.txt"]
 
@@ -142,6 +167,25 @@ def all_outputs():
 def per_model(pattern):
     """Input function: `pattern` for every model of the job's selection."""
     return lambda wildcards: expand(pattern, selection=wildcards.selection, model=MODELS)
+
+
+def per_formula(pattern):
+    """Input function: `pattern` for every formula of the job's selection."""
+    return lambda wildcards: expand(pattern, selection=wildcards.selection, formula=FORMULAS)
+
+
+def formula_files(name):
+    """One file per formula: {formula: path}, named `name` inside the formula's folder."""
+    return {formula: f"results/{{selection}}/formulas/{formula}/{name}" for formula in FORMULAS}
+
+
+def formula_sampling(name):
+    """The `sampling` settings of formula `name`: the shared ones with its own overrides applied."""
+    return config["sampling"] | config["formulas"][name].get("sampling", {})
+
+
+def formula_compile_cache(wildcards):
+    return str(Path(config["cache_dir"]) / "pytensor" / wildcards.selection / "formulas" / wildcards.formula)
 
 
 def per_new_site(pattern):

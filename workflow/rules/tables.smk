@@ -55,7 +55,7 @@ rule loo_comparison:
 # Last: every other target is its input, so a failed gate never stops another result from being written.
 rule convergence_gate:
     input:
-        tables=expand("results/{selection}/tables/convergence.csv", selection=SELECTIONS),
+        tables=convergence_tables(),
         everything_else=other_outputs(),
     output:
         "results/convergence_gate.txt",
@@ -64,7 +64,7 @@ rule convergence_gate:
     conda:
         ENV
     params:
-        selections=SELECTIONS,
+        selections=[Path(path).parts[1] for path in convergence_tables()],
         on_failure=config["convergence"]["on_failure"],
     script:
         "../../scripts/convergence_gate.py"

@@ -1,0 +1,299 @@
+"""Formula models: bambi formulas on the data's columns (config `formulas`), fitted with the workflow's
+sampler. A formula whose `priors` names a model is that model written as a formula: the registry
+entry gives the formula it must have and which bambi term takes each of its priors, so the two fits
+are the same model and must agree (the cross-check)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from functools import cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from hbm import models
+from hbm.data import MISSING
+from hbm.errors import InputError
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+log = logging.getLogger(__name__)
+ROW_DIM = "__obs__"  # bambi's dimension of the data rows
+SITE_MEAN = "site_mean"  # derived: each site's mean (Intercept + 1|site[j], or C(site)[j]) in the model's terms
+
+
+@cache
+def describe(formula: str):
+    """formulae's description of `formula`; a malformed one is an InputError saying why."""
+    import formulae
+
+    try:
+        return formulae.model_description(formula)
+    except Exception as error:  # formulae raises its own parse and scan errors
+        raise InputError(f"malformed formula {formula!r}: {error}") from None
+
+
+def variables(formula: str) -> set[str]:
+    """The data columns a formula uses (response included)."""
+    return set(describe(formula).var_names)
+
+
+def group_factors(formula: str) -> set[str]:
+    """The columns a formula's group-specific terms are grouped by, e.g. {'Site'} for (1|Site)."""
+    return {name for term in describe(formula).terms if hasattr(term, "factor") for name in term.factor.var_names}
+
+
+def terms(formula: str) -> set[str]:
+    """The formula's terms, in formulae's canonical spelling (order-free)."""
+    return {str(term) for term in describe(formula).terms}
+
+
+def predicts_new_sites(formula: str, group: str) -> bool:
+    """A formula with a term grouped by the data's group predicts sites it never saw."""
+    return group in group_factors(formula)
+
+
+def has_site_means(formula: str, outcome: str, group: str) -> bool:
+    """Whether each site has one mean to compare with the models' site means: the formula uses no
+    column but the outcome and the group."""
+    return variables(formula) <= {outcome, group}
+
+
+def model_formula(model: str, outcome: str, group: str) -> str:
+    """The formula of model `model` (its registry entry's `formula`, on the data's columns)."""
+    return models.get(model).formula.format(outcome=outcome, group=group)
+
+
+def check(name: str, spec: dict, config: dict, columns: list[str]) -> None:
+    """Refuse a formula that cannot run: malformed, another response, a column not in the data, or
+    `priors` naming a model that is not configured or that the formula is not."""
+    where = f"config key 'formulas.{name}'"
+    outcome, group = config["outcome"], config["group"]
+    formula = spec["formula"]
+    try:
+        description = describe(formula)
+    except InputError as error:
+        raise InputError(f"{where}: {error}") from None
+    response = description.response
+    if response is None or response.term.var_names != {outcome}:
+        raise InputError(f"{where}: formula {formula!r} must model the outcome: write it as '{outcome} ~ ...'")
+    missing = sorted(variables(formula) - set(columns))
+    if missing:
+        raise InputError(f"{where}: formula {formula!r} uses column(s) {', '.join(map(repr, missing))} not in the data")
+    priors = spec.get("priors", "default")
+    if priors == "default":
+        return
+    model = models.MODELS.get(priors)
+    if model is None or model.formula is None:
+        translatable = [m.name for m in models.MODELS.values() if m.formula]
+        why = "its per-site sds need a formula for sigma" if priors == "no_pooling" else "it is not a known model"
+        raise InputError(
+            f"{where}: priors {priors!r} cannot be translated to a formula ({why}); "
+            f"use 'default' or one of {', '.join(translatable)}"
+        )
+    if priors not in config["models"]:
+        raise InputError(f"{where}: priors {priors!r} names a model that is not in config key 'models'")
+    expected = model_formula(priors, outcome, group)
+    if terms(formula) != terms(expected) or spec.get("family", "gaussian") != "gaussian":
+        raise InputError(
+            f"{where}: priors {priors!r} translate only to the formula {expected!r} with family gaussian "
+            f"(got {formula!r}, family {spec.get('family', 'gaussian')}); use priors: default for other formulas"
+        )
+
+
+def check_on_data(name: str, spec: dict, frame: pd.DataFrame) -> None:
+    """Refuse a formula formulae cannot evaluate on the data (an unknown function, text in arithmetic)."""
+    import formulae
+
+    used = frame[sorted(variables(spec["formula"]))].dropna()
+    if used.empty:
+        raise InputError(f"config key 'formulas.{name}': no row has a value in every column the formula uses")
+    try:
+        formulae.design_matrices(spec["formula"], used)
+    except Exception as error:  # formulae raises many kinds, all meaning the formula cannot be evaluated
+        problem = f"formula {spec['formula']!r} cannot be evaluated: {error}"
+        raise InputError(f"config key 'formulas.{name}': {problem}") from None
+
+
+def read_columns(path, columns, group: str) -> pd.DataFrame:
+    """The data file's `columns` (group labels as text, other columns numeric where they are numbers)."""
+    return pd.read_csv(
+        path, usecols=sorted(columns), dtype={group: str}, na_values=list(MISSING), keep_default_na=False
+    )
+
+
+def read_rows(path, group: str) -> pd.DataFrame:
+    """A selection's rows as its data.csv holds them (obs_id, group, outcome; labels as text)."""
+    return pd.read_csv(path, dtype={group: str}, keep_default_na=False)
+
+
+def frame_for(data_path, rows: pd.DataFrame, formula: str, outcome: str, group: str) -> tuple[pd.DataFrame, dict]:
+    """`rows` (obs_id, group, outcome) with every other column the formula uses, from the data file;
+    rows with a missing value in any of them are dropped: also the count dropped per column."""
+    extra = variables(formula) - {outcome, group}
+    frame = rows.reset_index(drop=True)
+    if extra:
+        columns = read_columns(data_path, extra, group)
+        frame = frame.join(columns.iloc[frame["obs_id"].to_numpy()].reset_index(drop=True))
+    missing = frame[sorted(extra)].isna()
+    dropped = {column: int(count) for column, count in missing.sum().items() if count}
+    return frame[~missing.any(axis=1)].reset_index(drop=True), dropped
+
+
+def bambi_priors(spec: dict, model_specs: dict, group: str) -> dict | None:
+    """The bambi priors of a formula: None for bambi's defaults, else the named model's configured priors
+    on the formula's terms (`Model.formula_priors`: model parameter -> bambi term; a group term's prior is
+    a Normal(0, sd) whose sd takes the model's prior)."""
+    import bambi as bmb
+
+    name = spec.get("priors", "default")
+    if name == "default":
+        return None
+    configured = model_specs[name]["priors"]
+    priors = {}
+    for parameter, term in models.get(name).formula_priors.items():
+        prior = bmb.Prior(configured[parameter]["dist"], **_arguments(configured[parameter]))
+        if "|" in term:
+            prior = bmb.Prior("Normal", mu=0, sigma=prior)
+        priors[term.format(group=group)] = prior
+    return priors
+
+
+def _arguments(prior: dict) -> dict:
+    return {key: value for key, value in prior.items() if key != "dist"}
+
+
+def build(spec: dict, frame: pd.DataFrame, model_specs: dict, group: str):
+    """The bambi model of a formula on `frame`, built (its PyMC model is `.backend.model`)."""
+    import bambi as bmb
+
+    model = bmb.Model(
+        spec["formula"],
+        frame,
+        family=spec.get("family", "gaussian"),
+        priors=bambi_priors(spec, model_specs, group),
+        noncentered=spec.get("noncentered", True),
+        center_predictors=False,  # Intercept is the mean where every covariate is 0, as the formula reads
+    )
+    model.build()
+    return model
+
+
+def stored_variables(model) -> list[str]:
+    """What a fit stores: every free variable and deterministic but the likelihood's per-row parameters
+    (as bambi's own `fit` leaves them out: they take rows x draws of memory)."""
+    pm_model = model.backend.model
+    likelihood = set(model.family.likelihood.params)
+    return [rv.name for rv in pm_model.free_RVs] + [
+        var.name for var in pm_model.deterministics if var.name not in likelihood
+    ]
+
+
+def reported(posterior: xr.Dataset) -> xr.Dataset:
+    """bambi's parameters as its own `Model.fit` reports them: without the non-centered offsets it
+    samples (`*_offset`) and without the per-row response parameters (dim `__obs__`, kept by bambi
+    only with `include_response_params`)."""
+    kept = [
+        name for name in posterior.data_vars if not name.endswith("_offset") and ROW_DIM not in posterior[name].dims
+    ]
+    return posterior[kept].drop_dims(ROW_DIM, errors="ignore")
+
+
+def site_means(model, tree: xr.DataTree, sites: list[str], group: str) -> xr.DataArray:
+    """Each site's mean under the formula, (chain, draw, site): bambi's `predict` of the mean (`mu`)
+    for one row per site, with every group-specific term included."""
+    frame = pd.DataFrame({group: pd.Categorical(sites, categories=sorted(sites))})
+    predicted = model.predict(tree, kind="response_params", data=frame, inplace=False)
+    mu = predicted["posterior"]["mu"]
+    row = next(dim for dim in mu.dims if dim not in ("chain", "draw"))
+    return mu.drop_vars(row).rename({row: "site"}).assign_coords(site=sites)
+
+
+def response_draws(model, tree: xr.DataTree, frame: pd.DataFrame, rng, new_groups: bool = False) -> np.ndarray:
+    """Posterior predictive draws of `frame`'s rows, (chain, draw, row), from bambi's `predict`; with
+    `new_groups`, rows of a group it never saw get the group's effects drawn from their population."""
+    with warnings.catch_warnings():
+        # bambi 0.21 marks `sample_new_groups` deprecated, yet refuses new groups without it
+        warnings.filterwarnings("ignore", message=".*sample_new_groups.*", category=FutureWarning)
+        predicted = model.predict(
+            tree, kind="response", data=frame, inplace=False, sample_new_groups=new_groups, random_seed=rng
+        )
+    return predicted["posterior_predictive"][model.response_term.name].values
+
+
+def crosscheck(
+    formula: str, posterior: xr.Dataset, model: str, model_posterior: xr.Dataset, group: str
+) -> pd.DataFrame:
+    """Each quantity a formula shares with the model it translates: posterior means, their difference,
+    the combined Monte Carlo standard error and z = difference / mcse."""
+    from arviz_stats import mcse
+
+    pairs = [
+        (quantity, parameter, term.format(group=group))
+        for quantity, (parameter, term) in models.get(model).formula_quantities.items()
+    ]
+    rows = []
+    for quantity, parameter, term in pairs:
+        ours, theirs = model_posterior[parameter], posterior[term]
+        for label, a, b in _aligned(quantity, ours, theirs):
+            error = np.hypot(float(mcse(a, method="mean")), float(mcse(b, method="mean")))
+            difference = float(b.mean()) - float(a.mean())
+            rows.append(
+                {
+                    "formula": formula,
+                    "quantity": label,
+                    "model": model,
+                    "formula_mean": float(b.mean()),
+                    "model_mean": float(a.mean()),
+                    "difference": difference,
+                    "mcse": error,
+                    "z": difference / error,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _aligned(quantity: str, ours: xr.DataArray, theirs: xr.DataArray):
+    """(label, model draws, formula draws) per site for a site quantity, else once."""
+    if "site" not in ours.dims:
+        yield quantity, ours, theirs
+        return
+    for site in ours["site"].values:
+        yield f"{quantity}[{site}]", ours.sel(site=site), theirs.sel(site=site)
+
+
+def meaning(spec: dict, outcome: str, group: str) -> str:
+    """What a formula says in the lecture's notation (mu_j, sigma, hyper_mu, between_variability), one
+    sentence per term."""
+    description = describe(spec["formula"])
+    intercept = any(type(term).__name__ == "Intercept" for term in description.terms)
+    family = "a Student t" if spec.get("family", "gaussian") == "t" else "a Normal"
+    parts = [
+        f"y = {outcome} ~ {family} around its site's mean mu_j, with one sd sigma (within_variability) for all sites."
+    ]
+    for term in description.terms:
+        kind = type(term).__name__
+        if kind == "Intercept":
+            parts.append("Intercept: the common mean (mu of complete pooling, hyper_mu of partial pooling).")
+        elif kind == "GroupSpecificTerm" and type(term.expr).__name__ == "Intercept":
+            factor = "".join(term.factor.var_names)
+            parts.append(
+                f"(1|{factor}): site offsets ~ N(0, 1|{factor}_sigma), so 1|{factor}_sigma is between_variability and "
+                + (
+                    f"mu_j = Intercept + (1|{factor})[j]: partial pooling."
+                    if intercept
+                    else f"mu_j = (1|{factor})[j]: the site means are pooled towards 0, not towards a mean learnt "
+                    "from the data (the lecture's exercise)."
+                )
+            )
+        elif kind == "GroupSpecificTerm":
+            factor = "".join(term.factor.var_names)
+            parts.append(f"({term.expr.name}|{factor}): each {factor} its own slope of {term.expr.name}, pooled.")
+        elif term.var_names == {group}:
+            parts.append(f"C({group}): mu_j, one independent mean per site (no pooling of means; sigma is shared).")
+        else:
+            parts.append(f"{term.name}: a covariate with one coefficient for all sites.")
+    return " ".join(parts)

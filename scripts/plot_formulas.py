@@ -1,0 +1,65 @@
+"""Figures of one selection's formula models: per formula the trace plot and the PPC interval plot."""
+
+import json
+
+import arviz_plots as azp
+import pandas as pd
+
+from hbm import io, plotting
+
+TRACE_LEVELS = 8  # levels of a per-group parameter shown in a trace plot
+
+
+def plot_formulas(posteriors: dict, ppc_tables: dict, outputs: dict, selection: str, settings: dict, log_path=None):
+    """`posteriors`, `ppc_tables`: formula -> NetCDF, ppc_intervals.csv; `outputs`: the rule's named
+    outputs (trace_{formula}, ppc_{formula})."""
+    log = io.setup_logging(log_path)
+    plotting.style(settings["plots"])
+    io.write_outputs(figures(posteriors, ppc_tables, selection, settings), outputs, plotting.save)
+    log.info("plotted traces and predictive checks of %d formulas of %s", len(posteriors), selection)
+
+
+def figures(posteriors: dict, ppc_tables: dict, selection: str, settings: dict):
+    """(output name, figure) per formula: its trace plot, then its PPC intervals."""
+    options = settings["plots"]
+    for name, path in posteriors.items():
+        tree = io.read_tree(path)
+        spec = settings["formulas"][name]
+        label = plotting.model_label(name, json.loads(tree.attrs["convergence_failures"]))
+        title = f"{label}: {spec['formula']} ({selection})"
+        yield f"trace_{name}", trace(tree["posterior"].to_dataset(), title, options)
+        table = pd.read_csv(ppc_tables[name], dtype={"site": str}, keep_default_na=False)
+        colours = plotting.palette(list(dict.fromkeys(table["site"])), options)
+        yield f"ppc_{name}", plotting.ppc_intervals(table, settings["outcome"], title, colours, options)
+
+
+def trace(posterior, title: str, options: dict):
+    """The lecture's trace plot of bambi's parameters; per-group parameters for their first TRACE_LEVELS levels."""
+    cut = {dim: posterior[dim].values[:TRACE_LEVELS] for dim in posterior.dims if dim not in ("chain", "draw")}
+    shown = posterior.sel(cut)
+    note = "" if shown.sizes == posterior.sizes else f"; per-group parameters: first {TRACE_LEVELS} groups"
+    pc = azp.plot_trace_dist(
+        shown,
+        compact=True,
+        backend="matplotlib",
+        figure_kwargs={
+            "figsize": (options["wide_figsize"][0], 1.6 + 2.2 * len(shown.data_vars)),
+            "layout": "constrained",
+        },
+    )
+    fig = pc.viz["figure"].item()
+    fig.suptitle(f"{title}: trace{note}", fontsize="medium")
+    return fig
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    sm = snakemake  # noqa: F821
+    io.run_step(
+        plot_formulas,
+        dict(zip(sm.params.formulas, sm.input.posteriors)),
+        dict(zip(sm.params.formulas, sm.input.ppc_tables)),
+        dict(sm.output.items()),
+        sm.wildcards.selection,
+        sm.params.settings,
+        sm.log[0],
+    )

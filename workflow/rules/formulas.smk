@@ -1,0 +1,121 @@
+# Formula models (config `formulas`), fitted with bambi beside the models: one fit job per formula,
+# then per selection their tables, figures and new-site predictions.
+rule fit_formula:
+    input:
+        data=data_file(),
+        rows="results/{selection}/data.csv",
+    output:
+        posterior="results/{selection}/formulas/{formula}/posterior.nc",
+        predictive="results/{selection}/formulas/{formula}/posterior_predictive.nc",
+        graph=reported(
+            "results/{selection}/formulas/{formula}/graph.png", "formula_graph", "{formula}", figure="graph.png"
+        ),
+    log:
+        "logs/fit_formula/{selection}/{formula}.log",
+    benchmark:
+        "benchmarks/fit_formula/{selection}/{formula}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        **scaled(2000, runtime=30),
+    params:
+        compiledir=formula_compile_cache,
+        meaning=lambda wildcards: meaning(config["formulas"][wildcards.formula], config["outcome"], config["group"]),
+        settings=lambda wildcards: settings("outcome", "group", "storage", "models")
+        | {
+            "formula": config["formulas"][wildcards.formula],
+            "sampling": formula_sampling(wildcards.formula),
+            "convergence": gate_thresholds(),
+            "data": data_name(),
+        },
+    script:
+        "../../scripts/fit_formula.py"
+
+
+rule formula_tables:
+    input:
+        posteriors=per_formula("results/{selection}/formulas/{formula}/posterior.nc"),
+        predictives=per_formula("results/{selection}/formulas/{formula}/posterior_predictive.nc"),
+        models=per_model("results/{selection}/{model}/posterior.nc"),
+    output:
+        **{
+            f"summary_{f}": reported(path, "formula_summary", f, table="summary.csv")
+            for f, path in formula_files("summary.csv").items()
+        },
+        **{f"ppc_{f}": path for f, path in formula_files("ppc_intervals.csv").items()},
+        crosscheck=reported(
+            "results/{selection}/tables/formula_crosscheck.csv",
+            "formula_crosscheck",
+            "formulas",
+            table="formula_crosscheck.csv",
+        ),
+        convergence="results/{selection}/tables/formula_convergence.csv",
+    log:
+        "logs/formula_tables/{selection}.log",
+    benchmark:
+        "benchmarks/formula_tables/{selection}.tsv"
+    conda:
+        ENV
+    resources:
+        **scaled(2000),
+    params:
+        formulas=FORMULAS,
+        models=MODELS,
+        settings=settings("outcome", "group", "formulas"),
+    script:
+        "../../scripts/formula_tables.py"
+
+
+rule plot_formulas:
+    input:
+        posteriors=per_formula("results/{selection}/formulas/{formula}/posterior.nc"),
+        ppc_tables=per_formula("results/{selection}/formulas/{formula}/ppc_intervals.csv"),
+    output:
+        **{
+            f"trace_{f}": reported(path, "formula_trace", f, figure="trace.png")
+            for f, path in formula_files("trace.png").items()
+        },
+        **{
+            f"ppc_{f}": reported(path, "formula_ppc", f, figure="ppc.png")
+            for f, path in formula_files("ppc.png").items()
+        },
+    log:
+        "logs/plot_formulas/{selection}.log",
+    benchmark:
+        "benchmarks/plot_formulas/{selection}.tsv"
+    conda:
+        ENV
+    resources:
+        **scaled(1500),
+    params:
+        formulas=FORMULAS,
+        settings=settings("outcome", "group", "plots", "formulas"),
+    script:
+        "../../scripts/plot_formulas.py"
+
+
+# Only with new sites to predict: a rule needs outputs.
+if config["new_sites"]:
+
+    rule predict_new_sites_formula:
+        input:
+            data=data_file(),
+            rows="results/{selection}/data.csv",
+            posterior="results/{selection}/formulas/{formula}/posterior.nc",
+        output:
+            **{site: f"results/{{selection}}/formulas/{{formula}}/new_site_{site}.nc" for site in config["new_sites"]},
+        log:
+            "logs/predict_new_sites_formula/{selection}/{formula}.log",
+        benchmark:
+            "benchmarks/predict_new_sites_formula/{selection}/{formula}.tsv"
+        conda:
+            ENV
+        resources:
+            **scaled(1500),
+        params:
+            compiledir=formula_compile_cache,
+            settings=lambda wildcards: settings("outcome", "group", "storage", "models")
+            | {"formula": config["formulas"][wildcards.formula], "data": data_name()},
+        script:
+            "../../scripts/predict_new_sites_formula.py"

@@ -116,7 +116,6 @@ def selection_outputs(selection):
     return files
 
 
-
 MODEL_FILES = [
     "posterior.nc",
     "posterior_predictive.nc",

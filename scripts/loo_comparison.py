@@ -1,11 +1,14 @@
 """PSIS-LOO comparison of one selection's models, with each model's Pareto k diagnostics and remedy."""
 
+import numpy as np
+
 from hbm import io
 from hbm import loo as hloo
 
 
-def loo_comparison(data_path, posteriors: dict, out_path, settings: dict, log_path=None):
-    """`posteriors`: model -> NetCDF with the posterior and its `pointwise_level` attribute."""
+def loo_comparison(data_path, posteriors: dict, out_path, settings: dict, formulas: dict | None = None, log_path=None):
+    """`posteriors`: model -> NetCDF with the posterior and its `pointwise_level` attribute; `formulas`:
+    formula -> NetCDF, joined where they are comparable (fitted to every row, left out one row at a time)."""
     log = io.setup_logging(log_path)
     data = io.read_grouped(data_path, settings["outcome"], settings["group"])
     results, facts = {}, []
@@ -14,6 +17,16 @@ def loo_comparison(data_path, posteriors: dict, out_path, settings: dict, log_pa
         results[name], row = hloo.model_loo(
             tree, name, data, settings["models"][name]["priors"], tree.attrs["pointwise_level"]
         )
+        facts.append(row)
+        log.info("%s: %s", name, row["remedy"])
+    rows_left_out = all(row["left_out"] == "one row" for row in facts)
+    for name, path in (formulas or {}).items():
+        tree = io.read_tree(path)
+        if not rows_left_out or not np.array_equal(tree["log_likelihood"]["obs_id"].values, data.obs_id):
+            why = "the models leave out whole sites" if not rows_left_out else "it was fitted to fewer rows"
+            log.info("%s: left out of the comparison, as %s", name, why)
+            continue
+        results[name], row = hloo.formula_loo(tree, name)
         facts.append(row)
         log.info("%s: %s", name, row["remedy"])
     table = hloo.comparison(results, facts)
@@ -31,5 +44,6 @@ if __name__ == "__main__" and "snakemake" in globals():
         dict(zip(sm.params.settings["models"], sm.input.posteriors)),
         sm.output[0],
         sm.params.settings,
+        dict(zip(sm.params.formulas, sm.input.formulas)),
         sm.log[0],
     )

@@ -8,24 +8,34 @@ import numpy as np
 import pandas as pd
 
 from hbm import io, models, plotting
+from hbm.formulas import SITE_MEAN
 from hbm.tables import SAMPLE, hdi_bounds, reported_parameters
 
 TRACE_SITES = 8  # per-site parameters in a trace plot: the sites with the lowest bulk ESS
 
 
 def plot_fits(
-    data_path, posteriors: dict, summaries: dict, outputs: dict, selection: str, settings: dict, log_path=None
+    data_path,
+    posteriors: dict,
+    summaries: dict,
+    outputs: dict,
+    selection: str,
+    settings: dict,
+    formulas: dict | None = None,
+    log_path=None,
 ):
-    """`posteriors`, `summaries`: model -> NetCDF path, summary.csv; `outputs`: the rule's named
-    outputs (trace_{model}, forest)."""
+    """`posteriors`, `summaries`: model -> NetCDF path, summary.csv; `formulas`: formula -> NetCDF path,
+    whose site means join the forest plot; `outputs`: the rule's named outputs (trace_{model}, forest)."""
     log = io.setup_logging(log_path)
     plotting.style(settings["plots"])
-    io.write_outputs(figures(data_path, posteriors, summaries, selection, settings), outputs, plotting.save)
+    drawn = figures(data_path, posteriors, summaries, selection, settings, formulas or {})
+    io.write_outputs(drawn, outputs, plotting.save)
     log.info("plotted traces and forest plots of %d models of %s", len(posteriors), selection)
 
 
-def figures(data_path, posteriors: dict, summaries: dict, selection: str, settings: dict):
-    """(output name, figure): each model's trace plot, then the forest plot of every model's site means."""
+def figures(data_path, posteriors: dict, summaries: dict, selection: str, settings: dict, formulas: dict):
+    """(output name, figure): each model's trace plot, then the forest plot of the site means of every
+    model and of every formula that has them (bambi's terms summed into each site's mean)."""
     options = settings["plots"]
     data = io.read_grouped(data_path, settings["outcome"], settings["group"])
     trees = {name: io.read_tree(path) for name, path in posteriors.items()}
@@ -36,7 +46,12 @@ def figures(data_path, posteriors: dict, summaries: dict, selection: str, settin
         summary = pd.read_csv(summaries[name], keep_default_na=False)
         yield f"trace_{name}", trace(tree["posterior"].to_dataset(), summary, f"{labels[name]} ({selection})", options)
 
-    site_means = {labels[name]: site_mean_summary(tree["posterior"].to_dataset()) for name, tree in trees.items()}
+    site_means = {labels[name]: site_mean_summary(tree["posterior"]["mu"]) for name, tree in trees.items()}
+    for name, path in formulas.items():
+        tree = io.read_tree(path)
+        if SITE_MEAN in tree["posterior"]:
+            label = plotting.model_label(name, json.loads(tree.attrs["convergence_failures"]))
+            site_means[label] = site_mean_summary(tree["posterior"][SITE_MEAN])
     pooled = models.population_model(trees)
     population = float(trees[pooled]["posterior"]["hyper_mu"].mean()) if pooled else None
     counts = pd.Series(data.n, index=data.sites)
@@ -44,9 +59,8 @@ def figures(data_path, posteriors: dict, summaries: dict, selection: str, settin
     yield "forest", plotting.forest(site_means, counts, title, options, population)
 
 
-def site_mean_summary(posterior) -> pd.DataFrame:
-    """Posterior mean and 50% and 94% HDI of mu, one row per site (one row if mu has no site)."""
-    mu = posterior["mu"]
+def site_mean_summary(mu) -> pd.DataFrame:
+    """Posterior mean and 50% and 94% HDI of site means `mu`, one row per site (one row if mu has no site)."""
     table = {"mean": mu.mean(SAMPLE).values}
     for prob in (0.5, 0.94):
         bounds = hdi_bounds(mu, prob)
@@ -90,5 +104,6 @@ if __name__ == "__main__" and "snakemake" in globals():
         dict(sm.output.items()),
         sm.wildcards.selection,
         sm.params.settings,
+        dict(zip(sm.params.formulas, sm.input.formulas)),
         sm.log[0],
     )

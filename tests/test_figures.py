@@ -128,7 +128,9 @@ def figures(count):
     colours = plotting.palette(names, OPTIONS)
     draws = {"no pooling": posterior(names, 1), "partial pooling": posterior(names, 2)}
     pooled = xr.Dataset({"mu": (("chain", "draw"), np.random.default_rng(3).normal(0, 0.1, (2, 100)))})
-    summaries = {"complete pooling": site_mean_summary(pooled)} | {k: site_mean_summary(v) for k, v in draws.items()}
+    summaries = {"complete pooling": site_mean_summary(pooled["mu"])} | {
+        k: site_mean_summary(v["mu"]) for k, v in draws.items()
+    }
     counts = pd.Series(sizes, index=names)
     shrink = pd.DataFrame(
         {

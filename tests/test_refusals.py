@@ -139,6 +139,18 @@ REFUSED = {
     "unknown prior parameter": Case(at("models", "no_pooling", "priors", "sigma", {"dist": "Exponential", "lam": 1, "scale": 2}), ["models.no_pooling.priors.sigma.scale", "not a known key"]),
     "location prior on a scale": Case(at("models", "no_pooling", "priors", "sigma", {"dist": "Normal", "mu": 0, "sigma": 1}), ["models.no_pooling.priors.sigma.dist", "Normal"]),
     "unknown parameterization": Case(at("models", "no_pooling", "parameterization", "noncentered"), ["models.no_pooling.parameterization", "'noncentered'"]),
+    # --- formulas
+    "malformed formula": Case(at("formulas", {"f": {"formula": "scontrol ~ 1 + (1|"}}), ["formulas.f", "malformed formula"]),
+    "formula without the outcome": Case(at("formulas", {"f": {"formula": "stress ~ 1"}}), ["formulas.f", "'scontrol ~ ...'"]),
+    "formula column missing": Case(at("formulas", {"f": {"formula": "scontrol ~ 1 + wealth"}}), ["formulas.f", "'wealth'", "not in the data"]),
+    "formula unknown function": Case(at("formulas", {"f": {"formula": "scontrol ~ 1 + nosuch(stress)"}}), ["formulas.f", "cannot be evaluated"]),
+    "formula unknown family": Case(at("formulas", {"f": {"formula": "scontrol ~ 1", "family": "poisson2"}}), ["formulas.f.family", "'poisson2'"]),
+    "formula priors of no pooling": Case(at("formulas", {"f": {"formula": "scontrol ~ 0 + C(Site)", "priors": "no_pooling"}}), ["formulas.f", "'no_pooling' cannot be translated"]),
+    "formula priors of another formula": Case(at("formulas", {"f": {"formula": "scontrol ~ 1 + (1|Site)", "priors": "complete_pooling"}}), ["formulas.f", "translate only to the formula 'scontrol ~ 1'"]),
+    "formula priors with family t": Case(at("formulas", {"f": {"formula": "scontrol ~ 1", "priors": "complete_pooling", "family": "t"}}), ["formulas.f", "family gaussian"]),
+    "formula priors of a model not fitted": Case(lambda w, c: changed(changed(c, "models", "complete_pooling", ...), "formulas", {"f": {"formula": "scontrol ~ 1", "priors": "complete_pooling"}}), ["formulas.f", "not in config key 'models'"]),
+    "formula named as a model": Case(at("formulas", {"no_pooling": {"formula": "scontrol ~ 1"}}), ["formulas", "'no_pooling' is also a model's name"]),
+    "formula name escapes results": Case(at("formulas", {"../f": {"formula": "scontrol ~ 1"}}), ["'../f'", "cannot be used as a folder name"]),
     # --- storage, plots, caches
     "max_values of 1": Case(at("storage", "max_values", 1), ["storage.max_values", "fewer than 100 draws"]),
     "unknown pointwise level": Case(at("storage", "pointwise", "groups"), ["storage.pointwise", "'groups'"]),

@@ -57,9 +57,9 @@ def predicts_new_sites(formula: str, group: str) -> bool:
 
 
 def has_site_means(formula: str, outcome: str, group: str) -> bool:
-    """Whether each site has one mean to compare with the models' site means: the formula uses no
-    column but the outcome and the group."""
-    return variables(formula) <= {outcome, group}
+    """Whether each site has its own mean to compare with the models' site means: the formula uses the
+    group and no column but it and the outcome."""
+    return variables(formula) == {outcome, group}
 
 
 def model_formula(model: str, outcome: str, group: str) -> str:

@@ -52,6 +52,26 @@ def model_loo(tree: xr.DataTree, name: str, data: Grouped, priors: dict, level: 
     return result, facts
 
 
+def formula_loo(tree: xr.DataTree, name: str):
+    """ArviZ's PSIS-LOO of a formula model (one row left out at a time), and its row of reliability facts."""
+    result = loo(xr.DataTree.from_dict({"posterior": tree["posterior"], "log_likelihood": tree["log_likelihood"]}))
+    k = result.pareto_k.values
+    bad = int((~(k <= result.good_k)).sum())
+    facts = {
+        "model": name,
+        "left_out": "one row",
+        "site_means_integrated": False,
+        "k_threshold": result.good_k,
+        "k_good": int((k <= result.good_k).sum()),
+        "k_bad": int(((k > result.good_k) & (k <= 1)).sum()),
+        "k_very_bad": int((k > 1).sum()),
+        "exact": 0,
+        "unreliable": bad,
+    }
+    facts["remedy"] = _remedy(facts)
+    return result, facts
+
+
 def comparison(results: dict, facts: list[dict]) -> pd.DataFrame:
     """ArviZ's comparison, best first, beside each model's Pareto k bands and remedy."""
     table = compare(results, round_to="none").rename_axis("model").reset_index()

@@ -264,9 +264,12 @@ def forest(summaries: dict[str, pd.DataFrame], counts: pd.Series, title: str, op
     position = pd.Series(np.arange(len(order))[::-1], index=order)
     fig, ax = figure(options, groups=len(order), legend=True)
     many = len(order) > LABEL_LIMIT
+    if FEW < len(order) <= LABEL_LIMIT:  # labelled rows: room for each series beside the others
+        fig.set_figheight(fig.get_figheight() * max(1.0, len(per_site) / 3))
     offsets = np.linspace(-0.22, 0.22, len(per_site)) if len(per_site) > 1 and not many else np.zeros(len(per_site))
+    others = [label for label in summaries if not any(label.startswith(m.label) for m in models.MODELS.values())]
     for (label, rows), offset in zip(per_site.items(), offsets):
-        colour = _colour_of(label)
+        colour = _colour_of(label, others)
         y = position[rows.index].to_numpy() + offset
         ax.hlines(y, rows["hdi94_lower"], rows["hdi94_upper"], color=colour, lw=0.8 if not many else 0.3, alpha=0.8)
         ax.hlines(y, rows["hdi50_lower"], rows["hdi50_upper"], color=colour, lw=2.5 if not many else 0.8, alpha=0.9)
@@ -277,7 +280,7 @@ def forest(summaries: dict[str, pd.DataFrame], counts: pd.Series, title: str, op
             ax.axvspan(
                 row["hdi94_lower"],
                 row["hdi94_upper"],
-                color=_colour_of(label),
+                color=_colour_of(label, others),
                 alpha=0.15,
                 label=f"{label} (one mean, 94% HDI)",
             )
@@ -292,11 +295,15 @@ def forest(summaries: dict[str, pd.DataFrame], counts: pd.Series, title: str, op
     return fig
 
 
-def _colour_of(label: str):
+FORMULA_COLOURS = ("C3", "C4", "C5", "C6", "C8", "C9")  # the models have C0 to C2
+
+
+def _colour_of(label: str, others: list[str]):
+    """A model's own colour; other series (formulas) one each from FORMULA_COLOURS, in order."""
     for model in models.MODELS.values():
         if label.startswith(model.label):
             return model.colour
-    return "0.3"
+    return FORMULA_COLOURS[others.index(label) % len(FORMULA_COLOURS)]
 
 
 def shrinkage(table: pd.DataFrame, outcome: str, title: str, options: dict, population=None):

@@ -47,6 +47,7 @@ rule plot_fits:
         data="results/{selection}/data.csv",
         posteriors=per_model("results/{selection}/{model}/posterior.nc"),
         summaries=per_model("results/{selection}/{model}/summary.csv"),
+        formulas=per_formula("results/{selection}/formulas/{formula}/posterior.nc"),
     output:
         **{f"trace_{m}": path for m, path in model_outputs("trace.png", "trace", "figure").items()},
         forest=reported("results/{selection}/figures/forest.png", "forest", "comparison", figure="forest"),
@@ -60,6 +61,7 @@ rule plot_fits:
         **scaled(1500),
     params:
         models=MODELS,
+        formulas=FORMULAS,
         settings=settings("outcome", "group", "plots"),
     script:
         "../../scripts/plot_fits.py"

@@ -34,6 +34,7 @@ rule loo_comparison:
     input:
         data="results/{selection}/data.csv",
         posteriors=per_model("results/{selection}/{model}/posterior.nc"),
+        formulas=per_formula("results/{selection}/formulas/{formula}/posterior.nc"),
     output:
         reported(
             "results/{selection}/tables/loo_comparison.csv", "loo_comparison", "comparison", table="loo_comparison.csv"
@@ -47,6 +48,7 @@ rule loo_comparison:
     resources:
         **scaled(1500),
     params:
+        formulas=FORMULAS,
         settings=settings("outcome", "group", "models"),
     script:
         "../../scripts/loo_comparison.py"

@@ -21,6 +21,7 @@ CACHE = ROOT / ".cache"  # compile caches shared by test runs (each job still ha
 FIRST5 = ["Southampton", "METU", "Kassel", "Tsinghua", "Oslo"]
 MODELS = ["complete_pooling", "no_pooling", "partial_pooling"]
 SELECTIONS = {"first5": FIRST5, "trio": ["Bamberg", "Chile", "Portugal"]}  # tests/config/test.yaml
+FORMULAS = ["partial_pooling_bambi", "robust_age"]  # tests/config/test.yaml
 
 
 def need(path: Path, variable: str) -> Path:

@@ -17,6 +17,7 @@ def failed_run(tmp_path_factory):
     config["sampling"].update(draws=1000, tune=500)
     config["convergence"] = {"min_ess": 400, "on_failure": "stop"}
     config["models"]["no_pooling"]["sampling"] = {"draws": 20, "tune": 1}  # far too few for the gate
+    config["formulas"] = {"partial_pooling_bambi": config["formulas"]["partial_pooling_bambi"]}  # one that passes
     workdir = tmp_path_factory.mktemp("failed")
     return workdir, run_snakemake(workdir, config, "--cores", "2")
 
@@ -38,6 +39,9 @@ def test_every_other_result_is_written(failed_run):
             assert (base / model / name).is_file(), (model, name)
     for name in ("forest.png", "shrinkage.png", "icc.png", "new_site_Zurich.png"):
         assert (base / "figures" / name).is_file(), name
+    for name in ("posterior.nc", "summary.csv", "trace.png", "ppc.png", "new_site_Zurich.nc"):
+        assert (base / "formulas" / "partial_pooling_bambi" / name).is_file(), name
+    assert pd.read_csv(base / "tables" / "formula_convergence.csv")["passed"].all()
     verdict = pd.read_csv(base / "tables" / "convergence.csv").set_index("model")
     assert list(verdict["passed"]) == [True, False, True]
     assert "too few draws" in verdict.loc["no_pooling", "likely_cause"]
@@ -50,7 +54,8 @@ def test_the_report_shows_the_failure(failed_run):
     assert result.returncode == 0, result.stderr[-3000:]
     with zipfile.ZipFile(workdir / "results" / "report.zip") as report:
         tables = [report.read(name).decode() for name in report.namelist() if name.endswith("convergence.csv")]
-    assert len(tables) == 1 and "no_pooling" in tables[0] and "too few draws" in tables[0]
+    models = [table for table in tables if "no_pooling" in table]
+    assert len(tables) == 2 and len(models) == 1 and "too few draws" in models[0]
 
 
 def test_a_diagnostic_that_cannot_be_computed_fails_the_gate():

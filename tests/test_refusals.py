@@ -33,8 +33,13 @@ def text(path: Path, content: str | bytes) -> str:
 
 
 def small(config: dict, data: str, sites=("A", "B"), new_sites=("Z",)) -> dict:
-    """`config` on a small data file: one selection `s` of `sites`, and `new_sites`."""
-    return config | {"data": {"path": data}, "selections": {"s": list(sites)}, "new_sites": list(new_sites)}
+    """`config` on a small data file: one selection `s` of `sites`, `new_sites`, no formulas (the test
+    config's use columns the file does not have; formulas are tested in tests/test_formulas.py)."""
+    return (
+        config
+        | {"data": {"path": data}, "selections": {"s": list(sites)}, "new_sites": list(new_sites)}
+        | {"formulas": {}}
+    )
 
 
 def yaml_text(workdir: Path, body: str) -> Path:
@@ -150,6 +155,7 @@ REFUSED = {
     "formula priors with family t": Case(at("formulas", {"f": {"formula": "scontrol ~ 1", "priors": "complete_pooling", "family": "t"}}), ["formulas.f", "family gaussian"]),
     "formula priors of a model not fitted": Case(lambda w, c: changed(changed(c, "models", "complete_pooling", ...), "formulas", {"f": {"formula": "scontrol ~ 1", "priors": "complete_pooling"}}), ["formulas.f", "not in config key 'models'"]),
     "formula named as a model": Case(at("formulas", {"no_pooling": {"formula": "scontrol ~ 1"}}), ["formulas", "'no_pooling' is also a model's name"]),
+    "formula column given twice": Case(lambda w, c: changed(small(c, text(w / "d.csv", "age,scontrol,Site,age\n" + "".join(f"1,{y},{s},2\n" for y, s in GOOD_ROWS))), "formulas", {"f": {"formula": "scontrol ~ age"}}), ["formulas.f", "'age' appears 2 times"]),
     "formula name escapes results": Case(at("formulas", {"../f": {"formula": "scontrol ~ 1"}}), ["'../f'", "cannot be used as a folder name"]),
     # --- storage, plots, caches
     "max_values of 1": Case(at("storage", "max_values", 1), ["storage.max_values", "fewer than 100 draws"]),

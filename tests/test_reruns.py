@@ -63,7 +63,7 @@ def test_changing_a_plot_option_reruns_only_plotting_steps(tmp_path, config):
         for line in result.stdout.splitlines()
         if line and line.split()[0].islower() and line.split()[-1].isdigit()
     }
-    plots = {"plot_all_sites", "plot_selection", "plot_fits", "plot_checks"}
+    plots = {"plot_all_sites", "plot_selection", "plot_fits", "plot_checks", "plot_formulas"}
     # the gate's verdict comes after every artifact, figures included, so it is written again too
     assert planned - {"all", "total"} == plots | {"convergence_gate"}, result.stdout
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from helpers import MODELS, ROOT, SELECTIONS, load_config, run_snakemake, workflow_outputs
+from helpers import FORMULAS, MODELS, ROOT, SELECTIONS, load_config, run_snakemake, workflow_outputs
 
 
 def slurm_is_up() -> bool:
@@ -59,6 +59,10 @@ def test_every_cluster_job_went_through_slurm(cluster_run):
             "plot_checks",
             "plot_selection",
             "plot_all_sites",
+            "fit_formula",
+            "formula_tables",
+            "plot_formulas",
+            "predict_new_sites_formula",
         }
     )
 
@@ -73,6 +77,7 @@ def test_every_artifact_exists(cluster_run):
 def test_cluster_draws_equal_local_draws(cluster_run, tmp_path):
     workdir, _ = cluster_run
     targets = [f"results/{s}/{m}/posterior.nc" for s in SELECTIONS for m in MODELS]
+    targets += [f"results/{s}/formulas/{f}/posterior.nc" for s in SELECTIONS for f in FORMULAS]
     run_snakemake(tmp_path, load_config("tests/config/test.yaml"), "--cores", "2", *targets, check=True)
     for target in targets:
         with xr.open_datatree(workdir / target) as cluster, xr.open_datatree(tmp_path / target) as local:

@@ -40,6 +40,18 @@ TABLE_COLUMNS = {
     "tables/mu_comparison.csv": ["site", "model", "mean", "sd", "hdi_3%", "hdi_97%"],
     "tables/loo_comparison.csv": ["model", "rank", "elpd", "p", "elpd_diff", "weight", "se", "dse"],
     "tables/convergence.csv": ["model", "divergences", "failures", "passed"],
+    "tables/formula_convergence.csv": ["model", "divergences", "failures", "passed"],
+    "tables/formula_crosscheck.csv": [
+        "formula",
+        "quantity",
+        "model",
+        "formula_mean",
+        "model_mean",
+        "difference",
+        "mcse",
+        "z",
+        "passed",
+    ],
     "tables/variance_decomposition.csv": ["quantity", "mean", "sd", "hdi_3%", "hdi_97%"],
     "tables/shrinkage.csv": ["site", "n", "observed_mean", "weight_mean", "weight_hdi_3%", "weight_hdi_97%"],
     "tables/new_site_coverage.csv": [
@@ -112,6 +124,33 @@ def test_new_site_prediction(workdir, selection):
         assert tree["predictions"]["y_est"].dims == ("chain", "draw", "obs_id")
         assert tree["predictions"].sizes["obs_id"] == 40  # Zurich's rows
         assert tree["predictions"]["new_mu"].dims == ("chain", "draw")
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+def test_formula_outputs(workdir, selection):
+    """The test config's formulas: bambi's names and site means, rows dropped for a covariate's missing
+    values, new-site predictions, the cross-check, and the comparison joined only where rows agree."""
+    base = workdir / "results" / selection
+    rows = pd.read_csv(base / "data.csv")
+    with xr.open_datatree(base / "formulas" / "partial_pooling_bambi" / "posterior.nc") as tree:
+        posterior = tree["posterior"]
+        assert {"Intercept", "sigma", "1|Site_sigma", "1|Site", "site_mean"} <= set(posterior.data_vars)
+        assert not any(name.endswith("_offset") for name in posterior.data_vars)
+        assert posterior["site_mean"].sizes["site"] == rows["Site"].nunique()
+        assert tree["log_likelihood"]["y_est"].sizes["obs_id"] == len(rows)
+    with xr.open_datatree(base / "formulas" / "robust_age" / "posterior.nc") as tree:
+        assert {"Intercept", "scale(age)", "nu"} <= set(tree["posterior"].data_vars)
+        dropped = json.loads(tree.attrs["dropped_rows"])
+        assert tree["observed_data"].sizes["obs_id"] == len(rows) - dropped.get("age", 0)
+    for name in ("partial_pooling_bambi", "robust_age"):
+        with xr.open_datatree(base / "formulas" / name / "new_site_Zurich.nc") as tree:
+            assert tree["predictions"]["y_est"].dims == ("chain", "draw", "obs_id")
+    crosscheck = pd.read_csv(base / "tables" / "formula_crosscheck.csv")
+    assert set(crosscheck["formula"]) == {"partial_pooling_bambi"}
+    assert len(crosscheck) == 3 + rows["Site"].nunique()
+    compared = set(pd.read_csv(base / "tables" / "loo_comparison.csv")["model"])
+    assert "partial_pooling_bambi" in compared
+    assert ("robust_age" in compared) == (dropped.get("age", 0) == 0)
 
 
 def reported_tables(outputs) -> list:

@@ -221,6 +221,12 @@ def check_formulas(config: dict, path: Path) -> None:
     columns = _header(Path(path))
     for name, spec in config["formulas"].items():
         formulas.check(name, spec, config, columns)
+        for column in sorted(formulas.variables(spec["formula"])):
+            if columns.count(column) > 1:
+                raise InputError(
+                    f"config key 'formulas.{name}': column {column!r} appears {columns.count(column)} times in "
+                    f"the header of {path}: rename one"
+                )
     used = set().union(*(formulas.variables(spec["formula"]) for spec in config["formulas"].values()))
     frame = formulas.read_columns(path, used, config["group"])
     for name, spec in config["formulas"].items():

@@ -43,14 +43,22 @@ rule formula_tables:
             f"summary_{f}": reported(path, "formula_summary", f, table="summary.csv")
             for f, path in formula_files("summary.csv").items()
         },
-        **{f"ppc_{f}": path for f, path in formula_files("ppc_intervals.csv").items()},
+        **{
+            f"ppc_{f}": reported(path, "ppc_intervals", f, table="ppc_intervals.csv")
+            for f, path in formula_files("ppc_intervals.csv").items()
+        },
         crosscheck=reported(
             "results/{selection}/tables/formula_crosscheck.csv",
             "formula_crosscheck",
             "formulas",
             table="formula_crosscheck.csv",
         ),
-        convergence="results/{selection}/tables/formula_convergence.csv",
+        convergence=reported(
+            "results/{selection}/tables/formula_convergence.csv",
+            "convergence",
+            "formulas",
+            table="formula_convergence.csv",
+        ),
     log:
         "logs/formula_tables/{selection}.log",
     benchmark:

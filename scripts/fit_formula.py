@@ -23,21 +23,34 @@ def fit_formula_step(
     selection: str,
     settings: dict,
     cores: int,
+    new_sites: dict,
     compiledir=None,
     log_path=None,
 ):
-    """The fit step of formula `name`; `compiledir`: PyTensor's compile cache for this job."""
+    """The fit step of formula `name`; `new_sites`: new site -> the NetCDF of its predictions (none for
+    a formula without a term grouped by site); `compiledir`: PyTensor's compile cache for this job."""
     io.setup_logging(log_path)
     if compiledir:
         io.use_compile_cache(compiledir)
-    fit_formula(data_path, rows_path, posterior_path, name, selection, settings, cores, predictive_path, graph_path)
+    fit_formula(
+        data_path, rows_path, posterior_path, name, selection, settings, cores, predictive_path, graph_path, new_sites
+    )
 
 
 def fit_formula(
-    data_path, rows_path, out_path, name, selection, settings, cores, predictive_path=None, graph_path=None
+    data_path,
+    rows_path,
+    out_path,
+    name,
+    selection,
+    settings,
+    cores,
+    predictive_path=None,
+    graph_path=None,
+    new_sites=None,
 ) -> xr.DataTree:
     """Fit formula `name` (settings["formula"]) to the selection's rows; write its posterior to `out_path`
-    and, if given, its posterior predictive and graph."""
+    and, if given, its posterior predictive, graph and the predictions of new sites ({site: path})."""
     import pymc as pm
 
     from hbm import formulas, sampling
@@ -105,6 +118,8 @@ def fit_formula(
     io.write_tree(result, out_path)
     if predictive_path:
         io.write_tree(_posterior_predictive(model, result, frame, selection, name, settings, attrs), predictive_path)
+    for site, path in (new_sites or {}).items():
+        io.write_tree(_new_site(model, result, data_path, site, selection, name, settings), path)
     return result
 
 
@@ -130,6 +145,33 @@ def _posterior_predictive(model, tree, frame, selection, name, settings, attrs) 
     return io.draws_with_observed("posterior_predictive", predictive, frame[settings["outcome"]], obs_id, attrs)
 
 
+def _new_site(model, tree, data_path, site, selection, name, settings) -> xr.DataTree:
+    """Predictions of a site the formula never saw: bambi draws the site's group effects from their
+    population, then its rows (as partial pooling's new-site files: group `predictions`)."""
+    from hbm import data as hdata
+    from hbm import formulas, pointwise
+
+    log = logging.getLogger("hbm")
+    outcome, group, spec = settings["outcome"], settings["group"], settings["formula"]
+    rows, _ = hdata.subset(hdata.read_table(data_path, outcome, group), outcome, group, [site])
+    frame, dropped = formulas.frame_for(data_path, rows, spec["formula"], outcome, group)
+    for column, count in dropped.items():
+        log.info("new site %s: dropped %d rows with a missing %r", site, count, column)
+    posterior = tree["posterior"].to_dataset()
+    thinned, step = pointwise.thinned(posterior, len(frame), settings["storage"]["max_values"])
+    seed = int(tree.attrs["seed"])
+    rng = io.rng_for(seed, selection, name, "new_site", site)
+    draws = formulas.response_draws(model, xr.DataTree.from_dict({"posterior": thinned}), frame, rng, new_groups=True)
+    obs_id = frame["obs_id"].to_numpy()
+    predictions = xr.Dataset(
+        {"y_est": (("chain", "draw", "obs_id"), draws)},
+        coords={"chain": thinned["chain"], "draw": thinned["draw"], "obs_id": obs_id},
+    )
+    attrs = io.provenance(settings, formula_name=name, selection=selection, new_site=site, seed=seed, thinning=step)
+    log.info("predicted %d rows of new site %s from %s", len(obs_id), site, selection)
+    return io.draws_with_observed("predictions", predictions, frame[outcome], obs_id, attrs)
+
+
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
     io.run_step(
@@ -143,6 +185,7 @@ if __name__ == "__main__" and "snakemake" in globals():
         sm.wildcards.selection,
         sm.params.settings,
         sm.threads,
+        {key.removeprefix("new_site_"): path for key, path in sm.output.items() if key.startswith("new_site_")},
         sm.params.compiledir,
         sm.log[0],
     )

@@ -6,6 +6,7 @@ import arviz_plots as azp
 import pandas as pd
 
 from hbm import io, plotting
+from hbm.formulas import SITE_MEAN
 
 TRACE_LEVELS = 8  # levels of a per-group parameter shown in a trace plot
 
@@ -34,10 +35,12 @@ def figures(posteriors: dict, ppc_tables: dict, selection: str, settings: dict):
 
 
 def trace(posterior, title: str, options: dict):
-    """The lecture's trace plot of bambi's parameters; per-group parameters for their first TRACE_LEVELS levels."""
-    cut = {dim: posterior[dim].values[:TRACE_LEVELS] for dim in posterior.dims if dim not in ("chain", "draw")}
-    shown = posterior.sel(cut)
-    note = "" if shown.sizes == posterior.sizes else f"; per-group parameters: first {TRACE_LEVELS} groups"
+    """The lecture's trace plot of bambi's parameters (the site means derived from them are left out);
+    per-group parameters for their first TRACE_LEVELS levels."""
+    sampled = posterior.drop_vars(SITE_MEAN, errors="ignore")
+    cut = {dim: sampled[dim].values[:TRACE_LEVELS] for dim in sampled.dims if dim not in ("chain", "draw")}
+    shown = sampled.sel(cut)
+    note = "" if shown.sizes == sampled.sizes else f"; per-group parameters: first {TRACE_LEVELS} groups"
     pc = azp.plot_trace_dist(
         shown,
         compact=True,

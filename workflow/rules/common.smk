@@ -76,20 +76,21 @@ MODELS = list(config["models"])
 POPULATION = population_model(MODELS)  # the model that predicts new sites, if one is configured
 NEW_SITES = list(config["new_sites"]) if POPULATION else []
 FORMULAS = list(config["formulas"])
-# Formulas with a term grouped by the data's group predict new sites. Only the main process lists the
-# targets, so only it parses the formulas (job processes would pay formulae's import for nothing).
-PREDICTING = (
-    [name for name in FORMULAS if predicts_new_sites(config["formulas"][name]["formula"], config["group"])]
-    if workflow.is_main_process
-    else FORMULAS
-)
+# Formulas with a term grouped by the data's group predict new sites (in their fit job).
+PREDICTING = [name for name in FORMULAS if predicts_new_sites(config["formulas"][name]["formula"], config["group"])]
+FORMULA_NEW_SITES = list(config["new_sites"]) if PREDICTING else []
+
+
+def alternatives(names):
+    """A wildcard constraint matching exactly `names` (nothing if there are none)."""
+    return "|".join(map(re.escape, names)) or "(?!)"
 
 
 wildcard_constraints:
-    selection="|".join(map(re.escape, SELECTIONS)),
-    model="|".join(MODELS),
-    formula="|".join(map(re.escape, FORMULAS)) or "(?!)",
-    site="|".join(map(re.escape, NEW_SITES)) or "(?!)",
+    selection=alternatives(SELECTIONS),
+    model=alternatives(MODELS),
+    formula=alternatives(FORMULAS),
+    site=alternatives(NEW_SITES),
 
 
 def data_file():
@@ -112,7 +113,7 @@ def selection_outputs(selection):
     if FORMULAS:
         files += [f"{base}/formulas/{formula}/{name}" for formula in FORMULAS for name in FORMULA_FILES]
         files += [f"{base}/tables/formula_crosscheck.csv", f"{base}/tables/formula_convergence.csv"]
-        files += [f"{base}/formulas/{f}/new_site_{site}.nc" for f in PREDICTING for site in config["new_sites"]]
+        files += [f"{base}/formulas/{f}/new_site_{site}.nc" for f in PREDICTING for site in FORMULA_NEW_SITES]
     return files
 
 

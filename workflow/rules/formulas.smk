@@ -1,5 +1,6 @@
-# Formula models (config `formulas`), fitted with bambi beside the models: one fit job per formula,
-# then per selection their tables, figures and new-site predictions.
+# Formula models (config `formulas`), fitted with bambi beside the models: one fit job per formula (with
+# the predictions of new sites where the formula has a term grouped by site), then per selection their
+# tables and figures.
 rule fit_formula:
     input:
         data=data_file(),
@@ -14,6 +15,8 @@ rule fit_formula:
         "logs/fit_formula/{selection}/{formula}.log",
     benchmark:
         "benchmarks/fit_formula/{selection}/{formula}.tsv"
+    wildcard_constraints:
+        formula=alternatives(name for name in FORMULAS if name not in PREDICTING),
     conda:
         ENV
     threads: 1
@@ -31,6 +34,21 @@ rule fit_formula:
         },
     script:
         "../../scripts/fit_formula.py"
+
+
+use rule fit_formula as fit_formula_predicting with:
+    output:
+        **{
+            f"new_site_{site}": f"results/{{selection}}/formulas/{{formula}}/new_site_{site}.nc"
+            for site in FORMULA_NEW_SITES
+        },
+        posterior="results/{selection}/formulas/{formula}/posterior.nc",
+        predictive="results/{selection}/formulas/{formula}/posterior_predictive.nc",
+        graph=reported(
+            "results/{selection}/formulas/{formula}/graph.png", "formula_graph", "{formula}", figure="graph.png"
+        ),
+    wildcard_constraints:
+        formula=alternatives(PREDICTING),
 
 
 rule formula_tables:
@@ -101,29 +119,3 @@ rule plot_formulas:
         settings=settings("outcome", "group", "plots", "formulas"),
     script:
         "../../scripts/plot_formulas.py"
-
-
-# Only with new sites to predict: a rule needs outputs.
-if config["new_sites"]:
-
-    rule predict_new_sites_formula:
-        input:
-            data=data_file(),
-            rows="results/{selection}/data.csv",
-            posterior="results/{selection}/formulas/{formula}/posterior.nc",
-        output:
-            **{site: f"results/{{selection}}/formulas/{{formula}}/new_site_{site}.nc" for site in config["new_sites"]},
-        log:
-            "logs/predict_new_sites_formula/{selection}/{formula}.log",
-        benchmark:
-            "benchmarks/predict_new_sites_formula/{selection}/{formula}.tsv"
-        conda:
-            ENV
-        resources:
-            **scaled(1500),
-        params:
-            compiledir=formula_compile_cache,
-            settings=lambda wildcards: settings("outcome", "group", "storage", "models")
-            | {"formula": config["formulas"][wildcards.formula], "data": data_name()},
-        script:
-            "../../scripts/predict_new_sites_formula.py"

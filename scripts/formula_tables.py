@@ -1,8 +1,6 @@
 """Tables of one selection's formula models: per formula its summary and PPC intervals, then each
 formula's convergence verdict and the cross-check of every formula against the model it translates."""
 
-import json
-
 import pandas as pd
 
 from hbm import formulas, io
@@ -34,7 +32,11 @@ def formula_tables(
     crosscheck = pd.concat(checks, ignore_index=True) if checks else pd.DataFrame(columns=CROSSCHECK_COLUMNS[:-1])
     crosscheck["passed"] = crosscheck["z"].abs() <= Z_LIMIT
     tables["crosscheck"] = crosscheck
-    tables["convergence"] = convergence(trees, crosscheck)
+    disagree = crosscheck[~crosscheck["passed"]]
+    failed = {name: [] for name in trees}
+    for row in disagree.itertuples():
+        failed[row.formula].append(f"cross-check with {row.model}: {row.quantity} z = {row.z:.1f}")
+    tables["convergence"] = t.convergence(trees, failed)
     io.write_outputs(tables.items(), outputs, io.write_csv)
     for row in crosscheck[~crosscheck["passed"]].itertuples():
         log.warning("%s disagrees with %s on %s: z = %.1f", row.formula, row.model, row.quantity, row.z)
@@ -51,25 +53,6 @@ def _grouped(tree) -> Grouped:
         sites=[str(site) for site in constant["site"].values],
         obs_id=constant["obs_id"].values,
     )
-
-
-def convergence(trees: dict, crosscheck: pd.DataFrame) -> pd.DataFrame:
-    """Each formula's convergence verdict, and its cross-check's: a formula passes only if both do."""
-    rows = []
-    for name, tree in trees.items():
-        failures = json.loads(tree.attrs["convergence_failures"])
-        disagree = crosscheck[(crosscheck["formula"] == name) & ~crosscheck["passed"]]
-        failures += [f"cross-check with {r.model}: {r.quantity} z = {r.z:.1f}" for r in disagree.itertuples()]
-        rows.append(
-            {
-                "model": name,
-                "divergences": int(tree.attrs["divergences"]),
-                "failures": "; ".join(failures) or "none",
-                "likely_cause": "; ".join(json.loads(tree.attrs["likely_causes"])),
-                "passed": not failures,
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__" and "snakemake" in globals():

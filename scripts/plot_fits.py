@@ -3,7 +3,6 @@ models side by side (forest plot)."""
 
 import json
 
-import arviz_plots as azp
 import numpy as np
 import pandas as pd
 
@@ -82,16 +81,8 @@ def trace(posterior, summary: pd.DataFrame, title: str, options: dict):
         worst = summary.assign(site=site_of).dropna(subset=["site"]).groupby("site")["ess_bulk"].min()
         coords = {"site": list(worst.reindex(sites).sort_values(kind="stable").index[:TRACE_SITES])}
         note = f"; per-site parameters: the {TRACE_SITES} of {len(sites):,} sites with the lowest bulk ESS"
-    pc = azp.plot_trace_dist(
-        posterior.sel(coords) if coords else posterior,
-        var_names=parameters,
-        compact=True,
-        backend="matplotlib",
-        figure_kwargs={"figsize": (options["wide_figsize"][0], 1.6 + 2.2 * len(parameters)), "layout": "constrained"},
-    )
-    fig = pc.viz["figure"].item()
-    fig.suptitle(f"{title}: trace{note}", fontsize="medium")
-    return fig
+    shown = (posterior.sel(coords) if coords else posterior)[parameters]
+    return plotting.trace_figure(shown, f"{title}: trace{note}", options)
 
 
 if __name__ == "__main__" and "snakemake" in globals():

@@ -2,7 +2,6 @@
 
 import json
 
-import arviz_plots as azp
 import pandas as pd
 
 from hbm import io, plotting
@@ -41,18 +40,7 @@ def trace(posterior, title: str, options: dict):
     cut = {dim: sampled[dim].values[:TRACE_LEVELS] for dim in sampled.dims if dim not in ("chain", "draw")}
     shown = sampled.sel(cut)
     note = "" if shown.sizes == sampled.sizes else f"; per-group parameters: first {TRACE_LEVELS} groups"
-    pc = azp.plot_trace_dist(
-        shown,
-        compact=True,
-        backend="matplotlib",
-        figure_kwargs={
-            "figsize": (options["wide_figsize"][0], 1.6 + 2.2 * len(shown.data_vars)),
-            "layout": "constrained",
-        },
-    )
-    fig = pc.viz["figure"].item()
-    fig.suptitle(f"{title}: trace{note}", fontsize="medium")
-    return fig
+    return plotting.trace_figure(shown, f"{title}: trace{note}", options)
 
 
 if __name__ == "__main__" and "snakemake" in globals():

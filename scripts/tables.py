@@ -1,9 +1,5 @@
 """All tables of one selection: per-model summaries and PPC intervals, then the model comparisons."""
 
-import json
-
-import pandas as pd
-
 from hbm import io, models
 from hbm import tables as t
 
@@ -26,7 +22,7 @@ def make_tables(
         predictive = io.read_tree(predictives[name])["posterior_predictive"]["y_est"]
         tables[f"ppc_{name}"] = t.ppc_intervals(predictive, data)
     tables["mu_comparison"] = t.mu_comparison(draws, data.sites)
-    tables["convergence"] = convergence(trees)
+    tables["convergence"] = t.convergence(trees)
     population = models.population_model(draws)
     if population:
         tables["variance_decomposition"] = t.variance_decomposition(draws[population])
@@ -38,23 +34,6 @@ def make_tables(
     for name, frame in tables.items():
         log.info("wrote %s (%d rows)", outputs[name], len(frame))
     return tables
-
-
-def convergence(trees: dict) -> pd.DataFrame:
-    """Each model's verdict of the convergence gate, as recorded by its fit."""
-    rows = []
-    for name, tree in trees.items():
-        failures = json.loads(tree.attrs["convergence_failures"])
-        rows.append(
-            {
-                "model": name,
-                "divergences": int(tree.attrs["divergences"]),
-                "failures": "; ".join(failures) or "none",
-                "likely_cause": "; ".join(json.loads(tree.attrs["likely_causes"])),
-                "passed": not failures,
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__" and "snakemake" in globals():

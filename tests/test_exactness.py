@@ -18,15 +18,6 @@ from helpers import FIRST5, changed
 TOLERANCE_MCSE = 4
 
 
-@pytest.fixture(scope="module")
-def first5_csv(tmp_path_factory, data_path):
-    frame = hdata.read_table(data_path, "scontrol", "Site")
-    rows, _ = hdata.subset(frame, "scontrol", "Site", FIRST5)
-    path = tmp_path_factory.mktemp("first5") / "data.csv"
-    io.write_csv(rows, path)
-    return path, rows
-
-
 def sampled(first5_csv, tmp_path, config, name):
     path, _ = first5_csv
     config = changed(config, "sampling", "draws", 2000)

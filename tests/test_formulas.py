@@ -15,22 +15,12 @@ from scipy.stats import t as student_t
 from exact import partial_pooling, single_normal
 from fit import fit
 from fit_formula import fit_formula
-from hbm import data as hdata
 from hbm import formulas, io
 from hbm.errors import InputError
 from helpers import FIRST5, changed
 
 TOLERANCE_MCSE = 4
 GATE = {"max_rhat": 1.01, "min_ess": 400, "max_divergences": 0}
-
-
-@pytest.fixture(scope="module")
-def first5(tmp_path_factory, data_path):
-    frame = hdata.read_table(data_path, "scontrol", "Site")
-    rows, _ = hdata.subset(frame, "scontrol", "Site", FIRST5)
-    path = tmp_path_factory.mktemp("first5") / "data.csv"
-    io.write_csv(rows, path)
-    return path, rows
 
 
 def settings_for(config: dict, spec: dict, **sampling) -> dict:
@@ -52,8 +42,8 @@ def assert_close(draws, exact: float, what: str):
     assert abs(mean - exact) <= TOLERANCE_MCSE * error, f"{what}: mean {mean:.4f}, exact {exact:.4f}, MCSE {error:.4f}"
 
 
-def test_complete_pooling_formula_is_exact_and_agrees_with_the_model(first5, data_path, tmp_path, default_config):
-    path, rows = first5
+def test_complete_pooling_formula_is_exact_and_agrees_with_the_model(first5_csv, data_path, tmp_path, default_config):
+    path, rows = first5_csv
     spec = default_config["formulas"]["complete_pooling_bambi"]
     settings = settings_for(default_config, spec, draws=2000)
     tree = fit_formula(data_path, path, tmp_path / "f.nc", "complete_pooling_bambi", "first5", settings, 2)
@@ -69,8 +59,8 @@ def test_complete_pooling_formula_is_exact_and_agrees_with_the_model(first5, dat
     assert (check["z"].abs() <= TOLERANCE_MCSE).all(), check
 
 
-def test_partial_pooling_formula_is_exact_and_agrees_with_the_model(first5, data_path, tmp_path, default_config):
-    path, rows = first5
+def test_partial_pooling_formula_is_exact_and_agrees_with_the_model(first5_csv, data_path, tmp_path, default_config):
+    path, rows = first5_csv
     spec = default_config["formulas"]["partial_pooling_bambi"]
     tree = fit_formula(data_path, path, tmp_path / "f.nc", "pp", "first5", settings_for(default_config, spec), 2)
     posterior = tree["posterior"].to_dataset()
@@ -140,8 +130,8 @@ def test_covariate_formula_recovers_known_coefficients(tmp_path, default_config)
         assert_close(posterior[name], value, name)
 
 
-def test_rows_missing_a_formula_column_are_dropped_and_counted(tmp_path, data_path, first5):
-    path, rows = first5
+def test_rows_missing_a_formula_column_are_dropped_and_counted(tmp_path, data_path, first5_csv):
+    path, rows = first5_csv
     frame, dropped = formulas.frame_for(
         data_path, formulas.read_rows(path, "Site"), "scontrol ~ age", "scontrol", "Site"
     )

@@ -354,3 +354,21 @@ def density_with_interval(draws: np.ndarray, lower: float, upper: float, label: 
     xs, ys = line.get_data()
     ax.fill_between(grid, 0, np.interp(grid, xs, ys), color=colour, alpha=0.2)
     ax.axvline(draws.mean(), color=colour, ls="--", lw=1)
+
+
+def trace_figure(posterior, title: str, options: dict):
+    """The lecture's trace plot (ArviZ's densities and draws per chain) of every variable of `posterior`."""
+    import arviz_plots as azp
+
+    pc = azp.plot_trace_dist(
+        posterior,
+        compact=True,
+        backend="matplotlib",
+        figure_kwargs={
+            "figsize": (options["wide_figsize"][0], 1.6 + 2.2 * len(posterior.data_vars)),
+            "layout": "constrained",
+        },
+    )
+    fig = pc.viz["figure"].item()
+    fig.suptitle(title, fontsize="medium")
+    return fig

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -163,3 +165,21 @@ def new_site_coverage(site: str, predictions: xr.DataTree, prob: float = 0.95) -
     inside = (observed >= lower) & (observed <= upper)
     values = [site, observed.size, observed.mean(), float(draws.mean()), lower, upper, inside.mean(), prob]
     return pd.DataFrame([dict(zip(COVERAGE_COLUMNS, values))])
+
+
+def convergence(trees: dict, more_failures: dict | None = None) -> pd.DataFrame:
+    """Each fit's verdict of the convergence gate, as recorded by its fit, with `more_failures`
+    (name -> list of failures found later, e.g. a failed cross-check)."""
+    rows = []
+    for name, tree in trees.items():
+        failures = json.loads(tree.attrs["convergence_failures"]) + (more_failures or {}).get(name, [])
+        rows.append(
+            {
+                "model": name,
+                "divergences": int(tree.attrs["divergences"]),
+                "failures": "; ".join(failures) or "none",
+                "likely_cause": "; ".join(json.loads(tree.attrs["likely_causes"])),
+                "passed": not failures,
+            }
+        )
+    return pd.DataFrame(rows)

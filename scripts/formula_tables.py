@@ -32,11 +32,7 @@ def formula_tables(
     crosscheck = pd.concat(checks, ignore_index=True) if checks else pd.DataFrame(columns=CROSSCHECK_COLUMNS[:-1])
     crosscheck["passed"] = crosscheck["z"].abs() <= Z_LIMIT
     tables["crosscheck"] = crosscheck
-    disagree = crosscheck[~crosscheck["passed"]]
-    failed = {name: [] for name in trees}
-    for row in disagree.itertuples():
-        failed[row.formula].append(f"cross-check with {row.model}: {row.quantity} z = {row.z:.1f}")
-    tables["convergence"] = t.convergence(trees, failed)
+    tables["convergence"] = t.convergence(trees, crosscheck_failures(crosscheck))
     io.write_outputs(tables.items(), outputs, io.write_csv)
     for row in crosscheck[~crosscheck["passed"]].itertuples():
         log.warning("%s disagrees with %s on %s: z = %.1f", row.formula, row.model, row.quantity, row.z)
@@ -53,6 +49,14 @@ def _grouped(tree) -> Grouped:
         sites=[str(site) for site in constant["site"].values],
         obs_id=constant["obs_id"].values,
     )
+
+
+def crosscheck_failures(crosscheck: pd.DataFrame) -> dict[str, list[str]]:
+    """Each formula's failed cross-checks, as failures of the convergence gate."""
+    failed = {}
+    for row in crosscheck[~crosscheck["passed"]].itertuples():
+        failed.setdefault(row.formula, []).append(f"cross-check with {row.model}: {row.quantity} z = {row.z:.1f}")
+    return failed
 
 
 if __name__ == "__main__" and "snakemake" in globals():

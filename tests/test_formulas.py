@@ -171,3 +171,20 @@ def test_meaning_names_the_lecture_parameters(default_config):
     assert "partial pooling" in formulas.meaning(specs["partial_pooling_bambi"], "scontrol", "Site")
     assert "towards 0" in formulas.meaning(specs["partial_pooling_bambi_exercise"], "scontrol", "Site")
     assert "no pooling" in formulas.meaning(specs["no_pooling_bambi"], "scontrol", "Site")
+
+
+def test_a_failed_cross_check_fails_the_convergence_gate():
+    import xarray as xr
+
+    from formula_tables import crosscheck_failures
+    from hbm.tables import convergence
+
+    check = pd.DataFrame(
+        {"formula": ["a", "a", "b"], "quantity": ["population mean", "within-site sd", "population mean"]}
+        | {"model": ["partial_pooling"] * 3, "z": [0.5, -4.6, 3.9]}
+    ).assign(passed=lambda frame: frame["z"].abs() <= 4)
+    attrs = {"convergence_failures": "[]", "divergences": "0", "likely_causes": "[]"}
+    trees = {name: xr.DataTree(dataset=xr.Dataset(attrs=attrs)) for name in ("a", "b")}
+    verdict = convergence(trees, crosscheck_failures(check)).set_index("model")
+    assert verdict.loc["a", "failures"] == "cross-check with partial_pooling: within-site sd z = -4.6"
+    assert list(verdict["passed"]) == [False, True]

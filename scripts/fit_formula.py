@@ -118,8 +118,12 @@ def fit_formula(
     io.write_tree(result, out_path)
     if predictive_path:
         io.write_tree(_posterior_predictive(model, result, frame, selection, name, settings, attrs), predictive_path)
-    for site, path in (new_sites or {}).items():
-        io.write_tree(_new_site(model, result, data_path, site, selection, name, settings), path)
+    if new_sites:
+        from hbm import data as hdata
+
+        table = hdata.read_table(data_path, outcome, group)  # read once for every new site
+        for site, path in new_sites.items():
+            io.write_tree(_new_site(model, result, data_path, table, site, selection, name, settings), path)
     return result
 
 
@@ -145,7 +149,7 @@ def _posterior_predictive(model, tree, frame, selection, name, settings, attrs) 
     return io.draws_with_observed("posterior_predictive", predictive, frame[settings["outcome"]], obs_id, attrs)
 
 
-def _new_site(model, tree, data_path, site, selection, name, settings) -> xr.DataTree:
+def _new_site(model, tree, data_path, table, site, selection, name, settings) -> xr.DataTree:
     """Predictions of a site the formula never saw: bambi draws the site's group effects from their
     population, then its rows (as partial pooling's new-site files: group `predictions`)."""
     from hbm import data as hdata
@@ -153,7 +157,7 @@ def _new_site(model, tree, data_path, site, selection, name, settings) -> xr.Dat
 
     log = logging.getLogger("hbm")
     outcome, group, spec = settings["outcome"], settings["group"], settings["formula"]
-    rows, _ = hdata.subset(hdata.read_table(data_path, outcome, group), outcome, group, [site])
+    rows, _ = hdata.subset(table, outcome, group, [site])
     frame, dropped = formulas.frame_for(data_path, rows, spec["formula"], outcome, group)
     for column, count in dropped.items():
         log.info("new site %s: dropped %d rows with a missing %r", site, count, column)

@@ -53,10 +53,15 @@ def fit_formula(
     and, if given, its posterior predictive, graph and the predictions of new sites ({site: path})."""
     import pymc as pm
 
+    from hbm import data as hdata
     from hbm import formulas, sampling
 
     log = logging.getLogger("hbm")
     outcome, group, spec = settings["outcome"], settings["group"], settings["formula"]
+    # checked before any job where the data file was there; a downloaded one is checked here
+    hdata.check_formulas(
+        {"outcome": outcome, "group": group, "models": settings["models"], "formulas": {name: spec}}, data_path
+    )
     rows = formulas.read_rows(rows_path, group)
     frame, dropped = formulas.frame_for(data_path, rows, spec["formula"], outcome, group)
     for column, count in dropped.items():
@@ -117,10 +122,11 @@ def fit_formula(
         log.warning("%s on %s failed the convergence gate: %s", name, selection, "; ".join(failures))
     io.write_tree(result, out_path)
     if predictive_path:
-        io.write_tree(_posterior_predictive(model, result, frame, selection, name, settings, attrs), predictive_path)
+        predictive = _posterior_predictive(
+            model, sampled["posterior"].to_dataset(), frame, selection, name, settings, attrs
+        )
+        io.write_tree(predictive, predictive_path)
     if new_sites:
-        from hbm import data as hdata
-
         table = hdata.read_table(data_path, outcome, group)  # read once for every new site
         for site, path in new_sites.items():
             io.write_tree(_new_site(model, result, data_path, table, site, selection, name, settings), path)
@@ -133,13 +139,13 @@ def _by_row(dataset: xr.Dataset, obs_id: np.ndarray) -> xr.Dataset:
     return dataset.rename({row: "obs_id"}).assign_coords(obs_id=obs_id)
 
 
-def _posterior_predictive(model, tree, frame, selection, name, settings, attrs) -> xr.DataTree:
-    """Replicated rows from bambi's `predict`; draws thinned evenly past `storage.max_values`."""
+def _posterior_predictive(model, sampled, frame, selection, name, settings, attrs) -> xr.DataTree:
+    """Replicated rows from the `sampled` posterior; draws thinned evenly past `storage.max_values`."""
     from hbm import formulas, pointwise
 
-    posterior, step = pointwise.thinned(tree["posterior"].to_dataset(), len(frame), settings["storage"]["max_values"])
+    posterior, step = pointwise.thinned(sampled, len(frame), settings["storage"]["max_values"])
     rng = io.rng_for(int(attrs["seed"]), selection, name, "posterior_predictive")
-    draws = formulas.response_draws(model, xr.DataTree.from_dict({"posterior": posterior}), frame, rng)
+    draws = formulas.response_draws(model, posterior, rng)
     obs_id = frame["obs_id"].to_numpy()
     predictive = xr.Dataset(
         {"y_est": (("chain", "draw", "obs_id"), draws)},
@@ -165,7 +171,7 @@ def _new_site(model, tree, data_path, table, site, selection, name, settings) ->
     thinned, step = pointwise.thinned(posterior, len(frame), settings["storage"]["max_values"])
     seed = int(tree.attrs["seed"])
     rng = io.rng_for(seed, selection, name, "new_site", site)
-    draws = formulas.response_draws(model, xr.DataTree.from_dict({"posterior": thinned}), frame, rng, new_groups=True)
+    draws = formulas.new_group_draws(model, xr.DataTree.from_dict({"posterior": thinned}), frame, rng)
     obs_id = frame["obs_id"].to_numpy()
     predictions = xr.Dataset(
         {"y_est": (("chain", "draw", "obs_id"), draws)},

@@ -1,5 +1,6 @@
 """Tables of one selection's formula models: per formula its summary and PPC intervals, then each
-formula's convergence verdict and the cross-check of every formula against the model it translates."""
+formula's convergence verdict, the cross-check of every formula against the model it translates, and
+the coverage of the new sites the formulas predict, beside the population model's."""
 
 import pandas as pd
 
@@ -12,10 +13,18 @@ Z_LIMIT = 4  # |z| above this: the two fits of one model disagree beyond Monte C
 
 
 def formula_tables(
-    posteriors: dict, predictives: dict, model_posteriors: dict, outputs: dict, settings: dict, log_path=None
+    posteriors: dict,
+    predictives: dict,
+    model_posteriors: dict,
+    outputs: dict,
+    settings: dict,
+    predictions: dict | None = None,
+    log_path=None,
 ):
-    """`posteriors`/`predictives`: formula -> NetCDF; `model_posteriors`: model -> NetCDF; `outputs`: the
-    rule's named outputs (summary_{formula}, ppc_{formula}, crosscheck, convergence)."""
+    """`posteriors`/`predictives`: formula -> NetCDF; `model_posteriors`: model -> NetCDF; `predictions`:
+    (model or formula, new site) -> NetCDF of its predictions, the population model's first; `outputs`:
+    the rule's named outputs (summary_{formula}, ppc_{formula}, crosscheck, convergence and, with
+    predictions, new_site_coverage)."""
     log = io.setup_logging(log_path)
     group = settings["group"]
     trees = {name: io.read_tree(path) for name, path in posteriors.items()}
@@ -33,11 +42,21 @@ def formula_tables(
     crosscheck["passed"] = crosscheck["z"].abs() <= Z_LIMIT
     tables["crosscheck"] = crosscheck
     tables["convergence"] = t.convergence(trees, crosscheck_failures(crosscheck))
+    if predictions:
+        tables["new_site_coverage"] = new_site_coverage(predictions)
     io.write_outputs(tables.items(), outputs, io.write_csv)
     for row in crosscheck[~crosscheck["passed"]].itertuples():
         log.warning("%s disagrees with %s on %s: z = %.1f", row.formula, row.model, row.quantity, row.z)
     log.info("wrote the tables of %d formulas; %d cross-checked quantities", len(trees), len(crosscheck))
     return tables
+
+
+def new_site_coverage(predictions: dict) -> pd.DataFrame:
+    """`new_site_coverage` per (model or formula, new site), one row each, named in column `model`."""
+    rows = [t.new_site_coverage(site, io.read_tree(path)) for (_, site), path in predictions.items()]
+    return pd.concat(rows, ignore_index=True).assign(model=[name for name, _ in predictions])[
+        ["model", *t.COVERAGE_COLUMNS]
+    ]
 
 
 def _grouped(tree) -> Grouped:
@@ -68,5 +87,7 @@ if __name__ == "__main__" and "snakemake" in globals():
         dict(zip(sm.params.models, sm.input.models)),
         dict(sm.output.items()),
         sm.params.settings,
+        {(sm.params.population, site): path for site, path in zip(sm.params.new_sites, sm.input.population_predictions)}
+        | {tuple(key.split("/")): path for key, path in zip(sm.params.predictions, sm.input.predictions)},
         sm.log[0],
     )

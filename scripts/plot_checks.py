@@ -1,7 +1,6 @@
 """Figures of one selection's checks, drawn from the tables step's results: per model the PPC
 interval plot, then shrinkage, each new site's predictive distribution and the ICC posterior."""
 
-import numpy as np
 import pandas as pd
 
 from hbm import io, plotting
@@ -40,7 +39,7 @@ def figures(inputs: dict, models: list, new_sites: dict, selection: str, setting
     for site, path in new_sites.items():
         yield (
             f"new_site_{site}",
-            _new_site_figure(io.read_tree(path), coverage.loc[site], site, selection, outcome, options),
+            plotting.new_site_figure(io.read_tree(path), coverage.loc[site], site, selection, outcome, options),
         )
     variance = _read(inputs["variance_decomposition"]).set_index("quantity")
     yield "icc", _icc_figure(posterior, variance.loc["icc"], selection, options)
@@ -49,22 +48,6 @@ def figures(inputs: dict, models: list, new_sites: dict, selection: str, setting
 def _read(path) -> pd.DataFrame:
     """A table of the tables step, site labels kept as text."""
     return pd.read_csv(path, dtype={"site": str}, keep_default_na=False)
-
-
-def _new_site_figure(tree, coverage, site: str, selection: str, outcome: str, options: dict):
-    draws = tree["predictions"]["y_est"].values.ravel()
-    observed = tree["observed_data"]["y_est"].values
-    fig, ax = plotting.figure(options, legend=True)
-    label = "posterior predictive (95% HDI shaded)"
-    plotting.density_with_interval(draws, coverage["hdi_lower"], coverage["hdi_upper"], label, ax)
-    ax.hist(observed, bins="auto", density=True, color="0.6", alpha=0.5, label=f"observed {site} (n={observed.size})")
-    ax.plot(observed, np.zeros(observed.size), "|", color="0.2", ms=10)
-    ax.set_xlabel(outcome)
-    ax.set_title(
-        f"{site}, predicted from {selection}:\n{coverage['coverage']:.0%} of rows inside the 95% HDI", fontsize="medium"
-    )
-    plotting.legend_beside(ax)
-    return fig
 
 
 def _icc_figure(posterior, icc, selection: str, options: dict):

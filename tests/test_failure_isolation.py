@@ -39,7 +39,7 @@ def test_every_other_result_is_written(failed_run):
             assert (base / model / name).is_file(), (model, name)
     for name in ("forest.png", "shrinkage.png", "icc.png", "new_site_Zurich.png"):
         assert (base / "figures" / name).is_file(), name
-    for name in ("posterior.nc", "summary.csv", "trace.png", "ppc.png", "new_site_Zurich.nc"):
+    for name in ("posterior.nc", "summary.csv", "trace.png", "ppc.png", "new_site_Zurich.nc", "new_site_Zurich.png"):
         assert (base / "formulas" / "partial_pooling_bambi" / name).is_file(), name
     assert pd.read_csv(base / "tables" / "formula_convergence.csv")["passed"].all()
     verdict = pd.read_csv(base / "tables" / "convergence.csv").set_index("model")

@@ -14,7 +14,7 @@ import xarray as xr
 
 from hbm import plotting
 from plot_all_sites import all_groups
-from plot_checks import _icc_figure, _new_site_figure
+from plot_checks import _icc_figure
 from plot_fits import site_mean_summary, trace
 from plot_selection import _by_site, _histogram
 
@@ -160,7 +160,7 @@ def figures(count):
     yield "all groups", all_groups(frame, "y", "g", OPTIONS)
     yield "histogram", _histogram(frame, "y", f"y in selection sel ({len(frame):,} rows, {count:,} sites)", OPTIONS)
     yield "sites", _by_site(frame, names, "y", "g", OPTIONS)
-    yield "new site", _new_site_figure(new_site, coverage, "Zürich", "sel", "y", OPTIONS)
+    yield "new site", plotting.new_site_figure(new_site, coverage, "Zürich", "sel", "y", OPTIONS)
     yield "ppc", plotting.ppc_intervals(ppc_table(frame), "y", "partial pooling (sel)", colours, OPTIONS)
     yield "forest", plotting.forest(summaries, counts, "Site means under the models (sel)", OPTIONS, 0.0)
     yield (

@@ -131,3 +131,18 @@ def test_download_with_another_checksum_is_refused(tmp_path, test_config, served
     config = test_config | {"data": {"path": "resources/data.csv", "url": served_data, "sha256": "0" * 64}}
     expect_refusal(tmp_path, config, "has sha256 " + PUBLISHED_SHA256, "expected " + "0" * 64)
     assert not (tmp_path / "run" / "resources" / "data.csv").exists()
+
+
+def test_formulas_are_checked_against_downloaded_data(tmp_path, test_config, served_data):
+    """With the data absent at the start, a formula naming a missing column is refused by its fit job
+    with the message of the check before any job, and nothing of it is written."""
+    config = test_config | {
+        "data": {"path": "resources/data.csv", "url": served_data, "sha256": PUBLISHED_SHA256},
+        "formulas": {"bad": {"formula": "scontrol ~ 1 + nosuchcolumn + (1|Site)", "priors": "default"}},
+    }
+    target = "results/first5/formulas/bad/posterior.nc"
+    result = run_snakemake(tmp_path / "run", config, "--cores", "1", target, timeout=300)
+    assert result.returncode != 0
+    log = (tmp_path / "run" / "logs" / "fit_formula" / "first5" / "bad.log").read_text()
+    assert "config key 'formulas.bad'" in log and "nosuchcolumn" in log, log
+    assert not (tmp_path / "run" / "results" / "first5" / "formulas" / "bad").exists()

@@ -52,6 +52,17 @@ TABLE_COLUMNS = {
         "z",
         "passed",
     ],
+    "tables/formula_new_site_coverage.csv": [
+        "model",
+        "site",
+        "n",
+        "observed_mean",
+        "predictive_mean",
+        "hdi_lower",
+        "hdi_upper",
+        "coverage",
+        "nominal",
+    ],
     "tables/variance_decomposition.csv": ["quantity", "mean", "sd", "hdi_3%", "hdi_97%"],
     "tables/shrinkage.csv": ["site", "n", "observed_mean", "weight_mean", "weight_hdi_3%", "weight_hdi_97%"],
     "tables/new_site_coverage.csv": [
@@ -145,6 +156,10 @@ def test_formula_outputs(workdir, selection):
     for name in ("partial_pooling_bambi", "robust_age"):
         with xr.open_datatree(base / "formulas" / name / "new_site_Zurich.nc") as tree:
             assert tree["predictions"]["y_est"].dims == ("chain", "draw", "obs_id")
+        assert (base / "formulas" / name / "new_site_Zurich.png").is_file()
+    coverage = pd.read_csv(base / "tables" / "formula_new_site_coverage.csv")
+    assert list(coverage["model"]) == ["partial_pooling", "partial_pooling_bambi", "robust_age"]
+    assert (coverage["site"] == "Zurich").all() and coverage["coverage"].between(0, 1).all()
     crosscheck = pd.read_csv(base / "tables" / "formula_crosscheck.csv")
     assert set(crosscheck["formula"]) == {"partial_pooling_bambi"}
     assert len(crosscheck) == 3 + rows["Site"].nunique()

@@ -212,14 +212,26 @@ def site_means(model, tree: xr.DataTree, sites: list[str], group: str) -> xr.Dat
     return mu.drop_vars(row).rename({row: "site"}).assign_coords(site=sites)
 
 
-def response_draws(model, tree: xr.DataTree, frame: pd.DataFrame, rng, new_groups: bool = False) -> np.ndarray:
-    """Posterior predictive draws of `frame`'s rows, (chain, draw, row), from bambi's `predict`; with
-    `new_groups`, rows of a group it never saw get the group's effects drawn from their population."""
+def response_draws(model, posterior: xr.Dataset, rng) -> np.ndarray:
+    """Posterior predictive draws of the rows the formula was fitted to, (chain, draw, row), from
+    `posterior` as sampled (offsets included): PyMC's `vectorize_over_posterior` turns bambi's
+    response into one draw over all chains and draws. bambi's `predict` gives the same draws from the
+    same generator but multiplies its group design matrix as a `sparse` array, several times slower."""
+    import pymc as pm
+
+    pm_model = model.backend.model
+    [response] = pm.vectorize_over_posterior([pm_model[model.response_term.name]], posterior, pm_model.free_RVs)
+    return pm.draw(response, random_seed=rng)
+
+
+def new_group_draws(model, tree: xr.DataTree, frame: pd.DataFrame, rng) -> np.ndarray:
+    """Draws of `frame`'s rows, (chain, draw, row), from bambi's `predict`: rows of a group it never saw
+    get the group's effects drawn from their population."""
     with warnings.catch_warnings():
         # bambi 0.21 marks `sample_new_groups` deprecated, yet refuses new groups without it
         warnings.filterwarnings("ignore", message=".*sample_new_groups.*", category=FutureWarning)
         predicted = model.predict(
-            tree, kind="response", data=frame, inplace=False, sample_new_groups=new_groups, random_seed=rng
+            tree, kind="response", data=frame, inplace=False, sample_new_groups=True, random_seed=rng
         )
     return predicted["posterior_predictive"][model.response_term.name].values
 

@@ -295,7 +295,13 @@ def forest(summaries: dict[str, pd.DataFrame], counts: pd.Series, title: str, op
     return fig
 
 
-FORMULA_COLOURS = ("C3", "C4", "C5", "C6", "C8", "C9")  # the models have C0 to C2
+FORMULA_COLOURS = (
+    "C4",
+    "C5",
+    "C6",
+    "C8",
+    "C9",
+)  # the models have C0 to C2; C3 (red) is close to the small-group labels
 
 
 def _colour_of(label: str, others: list[str]):
@@ -371,4 +377,22 @@ def trace_figure(posterior, title: str, options: dict):
     )
     fig = pc.viz["figure"].item()
     fig.suptitle(title, fontsize="medium")
+    return fig
+
+
+def new_site_figure(tree, coverage, site: str, source: str, outcome: str, options: dict):
+    """Predictive density of a new site's rows (its `coverage` row's HDI shaded) over its observed rows;
+    `source`: what predicted it (the selection, and the formula if one)."""
+    draws = tree["predictions"]["y_est"].values.ravel()
+    observed = tree["observed_data"]["y_est"].values
+    fig, ax = figure(options, legend=True)
+    label = "posterior predictive (95% HDI shaded)"
+    density_with_interval(draws, coverage["hdi_lower"], coverage["hdi_upper"], label, ax)
+    ax.hist(observed, bins="auto", density=True, color="0.6", alpha=0.5, label=f"observed {site} (n={observed.size})")
+    ax.plot(observed, np.zeros(observed.size), "|", color="0.2", ms=10)
+    ax.set_xlabel(outcome)
+    ax.set_title(
+        f"{site}, predicted from {source}:\n{coverage['coverage']:.0%} of rows inside the 95% HDI", fontsize="medium"
+    )
+    legend_beside(ax)
     return fig

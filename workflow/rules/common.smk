@@ -79,6 +79,7 @@ FORMULAS = list(config["formulas"])
 # Formulas with a term grouped by the data's group predict new sites (in their fit job).
 PREDICTING = [name for name in FORMULAS if predicts_new_sites(config["formulas"][name]["formula"], config["group"])]
 FORMULA_NEW_SITES = list(config["new_sites"]) if PREDICTING else []
+FORMULA_PREDICTIONS = [(formula, site) for formula in PREDICTING for site in FORMULA_NEW_SITES]
 
 
 def alternatives(names):
@@ -113,7 +114,10 @@ def selection_outputs(selection):
     if FORMULAS:
         files += [f"{base}/formulas/{formula}/{name}" for formula in FORMULAS for name in FORMULA_FILES]
         files += [f"{base}/tables/formula_crosscheck.csv", f"{base}/tables/formula_convergence.csv"]
-        files += [f"{base}/formulas/{f}/new_site_{site}.nc" for f in PREDICTING for site in FORMULA_NEW_SITES]
+        files += [
+            f"{base}/formulas/{f}/new_site_{site}.{ext}" for f, site in FORMULA_PREDICTIONS for ext in ("nc", "png")
+        ]
+        files += [f"{base}/tables/formula_new_site_coverage.csv"] if FORMULA_PREDICTIONS else []
     return files
 
 
@@ -177,6 +181,13 @@ def per_formula(pattern):
 def formula_files(name):
     """One file per formula: {formula: path}, named `name` inside the formula's folder."""
     return {formula: f"results/{{selection}}/formulas/{formula}/{name}" for formula in FORMULAS}
+
+
+def formula_predictions(name):
+    """One file per formula and new site it predicts: {"formula/site": path}, named `name` with the site."""
+    return {
+        f"{f}/{site}": f"results/{{selection}}/formulas/{f}/{name.format(site=site)}" for f, site in FORMULA_PREDICTIONS
+    }
 
 
 def formula_sampling(name):

@@ -56,6 +56,8 @@ rule formula_tables:
         posteriors=per_formula("results/{selection}/formulas/{formula}/posterior.nc"),
         predictives=per_formula("results/{selection}/formulas/{formula}/posterior_predictive.nc"),
         models=per_model("results/{selection}/{model}/posterior.nc"),
+        predictions=list(formula_predictions("new_site_{site}.nc").values()),
+        population_predictions=per_new_site(f"results/{{selection}}/{POPULATION}/new_site_{{site}}.nc"),
     output:
         **{
             f"summary_{f}": reported(path, "formula_summary", f, table="summary.csv")
@@ -65,6 +67,18 @@ rule formula_tables:
             f"ppc_{f}": reported(path, "ppc_intervals", f, table="ppc_intervals.csv")
             for f, path in formula_files("ppc_intervals.csv").items()
         },
+        **(
+            {
+                "new_site_coverage": reported(
+                    "results/{selection}/tables/formula_new_site_coverage.csv",
+                    "formula_new_site_coverage",
+                    "formulas",
+                    table="formula_new_site_coverage.csv",
+                )
+            }
+            if FORMULA_PREDICTIONS
+            else {}
+        ),
         crosscheck=reported(
             "results/{selection}/tables/formula_crosscheck.csv",
             "formula_crosscheck",
@@ -88,6 +102,9 @@ rule formula_tables:
     params:
         formulas=FORMULAS,
         models=MODELS,
+        predictions=list(formula_predictions("").keys()),
+        population=POPULATION,
+        new_sites=NEW_SITES,
         settings=settings("outcome", "group", "formulas"),
     script:
         "../../scripts/formula_tables.py"
@@ -97,6 +114,8 @@ rule plot_formulas:
     input:
         posteriors=per_formula("results/{selection}/formulas/{formula}/posterior.nc"),
         ppc_tables=per_formula("results/{selection}/formulas/{formula}/ppc_intervals.csv"),
+        predictions=list(formula_predictions("new_site_{site}.nc").values()),
+        coverage=(["results/{selection}/tables/formula_new_site_coverage.csv"] if FORMULA_PREDICTIONS else []),
     output:
         **{
             f"trace_{f}": reported(path, "formula_trace", f, figure="trace.png")
@@ -105,6 +124,10 @@ rule plot_formulas:
         **{
             f"ppc_{f}": reported(path, "formula_ppc", f, figure="ppc.png")
             for f, path in formula_files("ppc.png").items()
+        },
+        **{
+            f"new_site_{key}": reported(path, "formula_new_site", key.split("/")[0], figure=Path(path).name)
+            for key, path in formula_predictions("new_site_{site}.png").items()
         },
     log:
         "logs/plot_formulas/{selection}.log",
@@ -116,6 +139,7 @@ rule plot_formulas:
         **scaled(1500),
     params:
         formulas=FORMULAS,
+        predictions=list(formula_predictions("").keys()),
         settings=settings("outcome", "group", "plots", "formulas"),
     script:
         "../../scripts/plot_formulas.py"

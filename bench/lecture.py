@@ -208,18 +208,21 @@ def warm_child(case, *extra):
     return run_child(case, *extra)
 
 
-def end_to_end(cores: int) -> dict:
-    """The default workflow (both selections, three models, PPC, new site, figures, report), cold and warm."""
+def end_to_end(cores: int, formulas: bool = True) -> dict:
+    """The default workflow (both selections, three models, PPC, new site, figures, report), cold and
+    warm; with the default config's formula models or, with `formulas` false, none (`formulas: {}`)."""
+    import yaml
+
     snakemake = Path(sys.executable).with_name("snakemake")
     times = {}
     with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "config.yaml"
-        text = (
-            (ROOT / "config" / "config.yaml")
-            .read_text()
-            .replace("resources/Data_Sum_HPP_Multi_Site_Share.csv", str(ARGS.data))
-        )
-        config.write_text(text + f"\ncache_dir: {tmp}/cache\n")
+        config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+        config["data"]["path"] = str(ARGS.data)
+        config["cache_dir"] = f"{tmp}/cache"
+        if not formulas:
+            config["formulas"] = {}
+        path = Path(tmp) / "config.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
         for label in ("cold", "warm"):
             shutil.rmtree(Path(tmp) / "results", ignore_errors=True)
             shutil.rmtree(Path(tmp) / ".snakemake", ignore_errors=True)
@@ -230,7 +233,7 @@ def end_to_end(cores: int) -> dict:
                 "--directory",
                 tmp,
                 "--configfile",
-                str(config),
+                str(path),
                 "--replace-workflow-config",
             ]
             start = time.perf_counter()
@@ -289,10 +292,12 @@ def main():
     print_table(rows, lecture)
     print("x lecture: ESS per second over that of the lecture's best run above")
     if not ARGS.skip_workflow:
-        times = end_to_end(ARGS.cores)
         what = "2 selections x 3 models, PPC, new site, figures, report"
         print(f"\ndefault workflow end to end ({what}), --cores {ARGS.cores}:")
-        print(f"  cold caches {times['cold']:.1f} s, warm caches {times['warm']:.1f} s")
+        runs = {label: end_to_end(ARGS.cores, formulas) for label, formulas in (("with", True), ("without", False))}
+        for label, times in runs.items():
+            print(f"  {label} the formula models: cold caches {times['cold']:.1f} s, warm caches {times['warm']:.1f} s")
+        print(f"  warm, with over without the formula models: {runs['with']['warm'] / runs['without']['warm']:.2f}")
     if not ARGS.skip_scale:
         print("\npartial pooling at scale (simulated, 2,000 groups; fit step with posterior predictive; cold caches):")
         for count in (10_000, 100_000) + (() if ARGS.quick else (1_000_000,)):

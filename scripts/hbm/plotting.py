@@ -353,11 +353,13 @@ def shrinkage(table: pd.DataFrame, outcome: str, title: str, options: dict, popu
 
 
 def density_with_interval(draws: np.ndarray, lower: float, upper: float, label: str, ax, colour="C0"):
-    """A KDE of `draws` with its interval shaded and its mean marked."""
-    sns.kdeplot(x=draws, ax=ax, color=colour, fill=False, lw=1.8, label=label, cut=0)
+    """A KDE of `draws` (ArviZ's, over the draws' range) with its interval shaded and its mean marked."""
+    from arviz_stats import kde
+
+    xs, ys, _ = kde(np.asarray(draws, float).ravel())
+    ax.plot(xs, ys, color=colour, lw=1.8, label=label)
+    ax.set_ylabel("Density")
     grid = np.linspace(lower, upper, 200)
-    line = ax.get_lines()[-1]
-    xs, ys = line.get_data()
     ax.fill_between(grid, 0, np.interp(grid, xs, ys), color=colour, alpha=0.2)
     ax.axvline(draws.mean(), color=colour, ls="--", lw=1)
 

@@ -10,6 +10,8 @@ rule fit:
         "logs/fit/{selection}/{model}.log",
     benchmark:
         "benchmarks/fit/{selection}/{model}.tsv"
+    # fits first: every table and most figures wait for them, the data figures do not
+    priority: 1
     conda:
         ENV
     threads: fit_threads

@@ -17,6 +17,7 @@ rule fit_formula:
         "benchmarks/fit_formula/{selection}/{formula}.tsv"
     wildcard_constraints:
         formula=alternatives(name for name in FORMULAS if name not in PREDICTING),
+    priority: 1
     conda:
         ENV
     threads: 1

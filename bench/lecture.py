@@ -1,7 +1,7 @@
 """Benchmark: the lecture's partial-pooling fit against PyMC's default, bambi and this workflow's fit,
 the whole default workflow end to end, and partial pooling on simulated data at scale.
 
-    .venv/bin/python bench/lecture.py [--quick] [--skip-bambi] [--skip-workflow] [--skip-scale]
+    .venv/bin/python bench/lecture.py [--quick] [--skip-bambi] [--skip-workflow] [--skip-scale] [--only-workflow]
 
 Every case runs in a child process of this one (so imports and compile caches are per case, as in
 the workflow's jobs); the table reports wall seconds of compile + sampling, the smallest bulk ESS,
@@ -262,6 +262,7 @@ def main():
     parser.add_argument("--skip-bambi", action="store_true")
     parser.add_argument("--skip-workflow", action="store_true", help="skip the end-to-end workflow timing")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--only-workflow", action="store_true", help="only the end-to-end workflow timing")
     ARGS = parser.parse_args()
     sys.path.insert(0, str(ROOT / "scripts"))
     if ARGS.child:
@@ -269,6 +270,21 @@ def main():
             os.environ["PYTENSOR_FLAGS"] = f"base_compiledir={ARGS.compiledir}"
         print(json.dumps(CASES[ARGS.child](ARGS)))
         return
+    if not ARGS.only_workflow:
+        lecture_cases()
+    if not ARGS.skip_workflow:
+        what = "2 selections x 3 models, PPC, new site, figures, report"
+        print(f"\ndefault workflow end to end ({what}), --cores {ARGS.cores}:")
+        runs = {label: end_to_end(ARGS.cores, formulas) for label, formulas in (("with", True), ("without", False))}
+        for label, times in runs.items():
+            print(f"  {label} the formula models: cold caches {times['cold']:.1f} s, warm caches {times['warm']:.1f} s")
+        print(f"  warm, with over without the formula models: {runs['with']['warm'] / runs['without']['warm']:.2f}")
+    if not ARGS.skip_scale and not ARGS.only_workflow:
+        scale_cases()
+
+
+def lecture_cases():
+    """The lecture's fit, PyMC's default, bambi and this workflow's fit: one table."""
     rows = []
     lectures = []
     for seed in LECTURE_SEEDS:  # its stuck chains make its ESS vary by orders of magnitude with the seed
@@ -291,19 +307,15 @@ def main():
         rows.append((f"this workflow's fit, marginal: default ({draws:,} draws)", out))
     print_table(rows, lecture)
     print("x lecture: ESS per second over that of the lecture's best run above")
-    if not ARGS.skip_workflow:
-        what = "2 selections x 3 models, PPC, new site, figures, report"
-        print(f"\ndefault workflow end to end ({what}), --cores {ARGS.cores}:")
-        runs = {label: end_to_end(ARGS.cores, formulas) for label, formulas in (("with", True), ("without", False))}
-        for label, times in runs.items():
-            print(f"  {label} the formula models: cold caches {times['cold']:.1f} s, warm caches {times['warm']:.1f} s")
-        print(f"  warm, with over without the formula models: {runs['with']['warm'] / runs['without']['warm']:.2f}")
-    if not ARGS.skip_scale:
-        print("\npartial pooling at scale (simulated, 2,000 groups; fit step with posterior predictive; cold caches):")
-        for count in (10_000, 100_000) + (() if ARGS.quick else (1_000_000,)):
-            with tempfile.TemporaryDirectory() as empty:
-                out = run_child("scale", "--rows", str(count), "--groups", str(ARGS.groups), "--compiledir", empty)
-            print(json.dumps(out))
+
+
+def scale_cases():
+    """Partial pooling's fit step on simulated data with 2,000 groups and growing rows."""
+    print("\npartial pooling at scale (simulated, 2,000 groups; fit step with posterior predictive; cold caches):")
+    for count in (10_000, 100_000) + (() if ARGS.quick else (1_000_000,)):
+        with tempfile.TemporaryDirectory() as empty:
+            out = run_child("scale", "--rows", str(count), "--groups", str(ARGS.groups), "--compiledir", empty)
+        print(json.dumps(out))
 
 
 def rate(out):

@@ -22,6 +22,7 @@ def failed_run(tmp_path_factory):
     return workdir, run_snakemake(workdir, config, "--cores", "2")
 
 
+@pytest.mark.slow
 def test_the_run_fails_at_the_end_naming_the_failure(failed_run):
     workdir, result = failed_run
     output = result.stdout + result.stderr
@@ -31,6 +32,7 @@ def test_the_run_fails_at_the_end_naming_the_failure(failed_run):
     assert "likely cause: too few draws for the gate: 2 chains x 20 draws after 1 tuning steps" in output
 
 
+@pytest.mark.slow
 def test_every_other_result_is_written(failed_run):
     workdir, _ = failed_run
     base = workdir / "results" / "first5"
@@ -48,6 +50,7 @@ def test_every_other_result_is_written(failed_run):
     assert not (workdir / "results" / "convergence_gate.txt").exists()
 
 
+@pytest.mark.slow
 def test_the_report_shows_the_failure(failed_run):
     workdir, _ = failed_run
     result = run_snakemake(workdir, workdir / "config.yaml", "--report", "results/report.zip")

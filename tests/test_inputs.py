@@ -29,6 +29,7 @@ def expect_refusal(tmp_path, config, *fragments):
     return output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("as_numbers", [True, False])
 def test_numeric_group_codes_are_labels(tmp_path, test_config, as_numbers):
     """County codes such as 27053 (and zero-padded ones such as 011) are group labels, whether the
@@ -58,6 +59,7 @@ def test_missing_data_that_cannot_be_downloaded(tmp_path, test_config):
     assert "Traceback" not in output
 
 
+@pytest.mark.slow
 def test_unicode_site_names_work(tmp_path, test_config):
     rng = np.random.default_rng(0)
     sites = ["Zürich", "São Paulo", "Kraków", "東京"]

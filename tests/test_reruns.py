@@ -33,6 +33,7 @@ def assert_identical(a, b):
         assert np.array_equal(a[name], b[name]), f"{name} differs"
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_draws_across_reruns_and_core_counts(tmp_path, config):
     targets = [f"results/first5/{m}/posterior.nc" for m in config["models"]]
     run_snakemake(tmp_path / "one", config, "--cores", "1", *targets, check=True)
@@ -52,6 +53,7 @@ def test_another_seed_gives_other_draws(tmp_path, config):
     )
 
 
+@pytest.mark.slow
 def test_changing_a_plot_option_reruns_only_plotting_steps(tmp_path, config):
     run_snakemake(tmp_path, config, "--cores", "2", check=True)
     result = run_snakemake(
@@ -68,6 +70,7 @@ def test_changing_a_plot_option_reruns_only_plotting_steps(tmp_path, config):
     assert planned - {"all", "total"} == plots | {"convergence_gate"}, result.stdout
 
 
+@pytest.mark.slow
 def test_killed_run_completes_when_run_again(tmp_path, config):
     workdir = tmp_path / "run"
     workdir.mkdir()

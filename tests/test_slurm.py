@@ -22,9 +22,12 @@ def slurm_is_up() -> bool:
     return bool(re.search(r"idle|mixed|allocated", states))
 
 
-pytestmark = pytest.mark.skipif(
-    not slurm_is_up() and not os.environ.get("CI"), reason="no SLURM cluster answers (start one with .ci/slurm-up)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not slurm_is_up() and not os.environ.get("CI"), reason="no SLURM cluster answers (start one with .ci/slurm-up)"
+    ),
+]
 CLUSTER_ARGS = [
     "--workflow-profile", str(ROOT / "profiles" / "slurm"),
     "--slurm-status-command", "squeue",  # the local cluster keeps no accounting database for sacct

@@ -23,6 +23,7 @@ POSTERIOR_VARIABLES = {
         "mu": ("chain", "draw", "site"),
     },
 }
+NEW_SITE_COVERAGE = ["site", "n", "observed_mean", "predictive_mean", "hdi_lower", "hdi_upper", "coverage", "nominal"]
 TABLE_COLUMNS = {
     "summary.csv": [
         "parameter",
@@ -52,28 +53,10 @@ TABLE_COLUMNS = {
         "z",
         "passed",
     ],
-    "tables/formula_new_site_coverage.csv": [
-        "model",
-        "site",
-        "n",
-        "observed_mean",
-        "predictive_mean",
-        "hdi_lower",
-        "hdi_upper",
-        "coverage",
-        "nominal",
-    ],
+    "tables/formula_new_site_coverage.csv": ["model", *NEW_SITE_COVERAGE],
     "tables/variance_decomposition.csv": ["quantity", "mean", "sd", "hdi_3%", "hdi_97%"],
     "tables/shrinkage.csv": ["site", "n", "observed_mean", "weight_mean", "weight_hdi_3%", "weight_hdi_97%"],
-    "tables/new_site_coverage.csv": [
-        "site",
-        "n",
-        "observed_mean",
-        "predictive_mean",
-        "hdi_lower",
-        "hdi_upper",
-        "coverage",
-    ],
+    "tables/new_site_coverage.csv": NEW_SITE_COVERAGE,
 }
 
 

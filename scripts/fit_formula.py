@@ -58,7 +58,7 @@ def fit_formula(
 
     log = logging.getLogger("hbm")
     outcome, group, spec = settings["outcome"], settings["group"], settings["formula"]
-    # checked before any job where the data file was there; a downloaded one is checked here
+    # the check made before any job, again here: it is the only one a file downloaded by the first job gets
     hdata.check_formulas(
         {"outcome": outcome, "group": group, "models": settings["models"], "formulas": {name: spec}}, data_path
     )

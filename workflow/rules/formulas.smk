@@ -103,7 +103,7 @@ rule formula_tables:
     params:
         formulas=FORMULAS,
         models=MODELS,
-        predictions=list(formula_predictions("").keys()),
+        predictions=list(formula_predictions("new_site_{site}.nc")),
         population=POPULATION,
         new_sites=NEW_SITES,
         settings=settings("outcome", "group", "formulas"),
@@ -140,7 +140,7 @@ rule plot_formulas:
         **scaled(1500),
     params:
         formulas=FORMULAS,
-        predictions=list(formula_predictions("").keys()),
+        predictions=list(formula_predictions("new_site_{site}.nc")),
         settings=settings("outcome", "group", "plots", "formulas"),
     script:
         "../../scripts/plot_formulas.py"

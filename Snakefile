@@ -13,6 +13,7 @@ include: "workflow/rules/fit.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/formulas.smk"
+include: "workflow/rules/criticism.smk"
 
 
 report: "workflow/report/workflow.rst"

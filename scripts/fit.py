@@ -38,7 +38,7 @@ def fit(
     """Fit model `name`; write its posterior to `out_path` and, if given, its posterior predictive and
     the model's graph (PNG)."""
 
-    from hbm import gate, models, pointwise, sampling
+    from hbm import gate, models, pointwise, priors, sampling
 
     log = logging.getLogger("hbm")
     data = io.read_grouped(data_path, config["outcome"], config["group"])
@@ -52,15 +52,11 @@ def fit(
     if graph_path:
         with io.atomic_path(graph_path) as tmp:
             tmp.write_bytes(sampling.model_graph_png(model))
-    tree = sampling.sample(model, settings, cores)
+    rng = io.rng_for(settings["seed"], selection, name, "mu")
+    tree, posterior, drawn_after = sampling.posterior_of(
+        model, name, data, spec, parameterization, settings, cores, rng
+    )
     seconds = time.perf_counter() - start
-    posterior = tree["posterior"].to_dataset()
-    drawn_after = {}
-    if parameterization == "marginal":
-        rng = io.rng_for(settings["seed"], selection, name, "mu")
-        drawn_after = models.get(name).draw_integrated(posterior, data, spec["priors"], rng)
-        posterior = posterior.assign(drawn_after)[list(models.get(name).parameters)]
-    posterior = posterior.assign_coords(site=data.sites)
 
     level = pointwise.pointwise_level(config, posterior.sizes["chain"] * posterior.sizes["draw"], len(data.y))
     divergences = int(tree["sample_stats"]["diverging"].sum())
@@ -100,6 +96,8 @@ def fit(
                 coords={"obs_id": data.obs_id, "site": data.sites},
             ),
             "log_likelihood": pointwise.log_likelihood(posterior, name, data, level),
+            "log_prior": priors.log_prior(posterior, spec["priors"]),
+            **_prior_groups(name, selection, data, spec["priors"], settings["seed"], config),
         }
     )
     result.attrs.update(attrs)
@@ -110,6 +108,16 @@ def fit(
     if predictive_path:
         io.write_tree(_posterior_predictive(posterior, name, selection, data, config, attrs), predictive_path)
     return result
+
+
+def _prior_groups(name, selection, data, model_priors, seed, config) -> dict:
+    """The `prior` and `prior_predictive` groups: draws from the priors and of every row given them."""
+    from hbm import priors
+
+    draws = priors.prior_draws(len(data.y), config["storage"]["max_values"])
+    rng = io.rng_for(seed, selection, name, "prior_predictive")
+    prior, predictive = priors.prior_predictive(name, data, model_priors, draws, rng)
+    return {"prior": prior, "prior_predictive": predictive}
 
 
 def _posterior_predictive(posterior, name, selection, data, config, attrs) -> xr.DataTree:

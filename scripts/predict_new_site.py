@@ -18,7 +18,7 @@ def predict_new_site(
     seed = int(posterior.attrs["seed"])
     obs_id = rows["obs_id"].to_numpy()
     rng = io.rng_for(seed, selection, "new_site", site)
-    predictions = pointwise.new_site_predictive(posterior, obs_id, rng, settings["storage"]["max_values"])
+    predictions = pointwise.new_site_predictive(posterior, model, obs_id, rng, settings["storage"]["max_values"])
     attrs = io.provenance(
         settings,
         model=model,

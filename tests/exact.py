@@ -51,12 +51,10 @@ def single_normal(y, m0, s0, rate, points=20001):
     return {"mu": float(w @ mean_mu), "sigma": float(w @ sigma)}
 
 
-def partial_pooling(groups, m0, s0, rate_within, rate_between, points=(801, 801), chunk=40):
-    """Posterior means of hyper_mu, within_variability, between_variability and each site's mu.
-
-    A grid over (σ_y, σ_μ), each axis concentrated where the posterior holds its mass; hyper_mu and
-    the site means are integrated in closed form. Rows of the grid are processed `chunk` at a time, so
-    memory stays small for many sites."""
+def _partial_pooling_grid(groups, m0, s0, rate_within, rate_between, points):
+    """The posterior of (σ_y, σ_μ) on a grid concentrated where it holds its mass: the grid, its
+    normalized weights, and hyper_mu's conditional mean and precision at each point (hyper_mu and the
+    site means integrated out in closed form)."""
     n = np.array([len(g) for g in groups], float)
     ybar = np.array([np.mean(g) for g in groups])
     ss = np.array([((np.asarray(g) - np.mean(g)) ** 2).sum() for g in groups])
@@ -74,7 +72,7 @@ def partial_pooling(groups, m0, s0, rate_within, rate_between, points=(801, 801)
             - 0.5 * np.log(precision)
             - 0.5 * quad
         )
-        return log_lik - rate_within * within[..., 0] - rate_between * between[..., 0], mean_h
+        return log_lik - rate_within * within[..., 0] - rate_between * between[..., 0], mean_h, precision
 
     pooled_sd = np.sqrt(ss.sum() / max(n.sum() - len(n), 1))
     between_guess = max(np.std(ybar), 1e-3)
@@ -86,10 +84,21 @@ def partial_pooling(groups, m0, s0, rate_within, rate_between, points=(801, 801)
         lambda b: log_post(np.full_like(b, within_mode), b)[0], 1e-6, np.ptp(ybar) * 4 + 10, points[1]
     )
     within, between = np.meshgrid(within_axis, between_axis, indexing="ij")
-    logp, mean_h = log_post(within, between)
+    logp, mean_h, precision = log_post(within, between)
     logp[:, [0, -1]] -= np.log(2)  # trapezoid rule: σ_μ's density need not vanish at 0, the grid's edge
     w = np.exp(logp - logsumexp(logp))
     assert w[:, -1].sum() < 1e-9 and w[[0, -1], :].sum() < 1e-9, "grid does not cover the posterior"
+    return within, between, w, mean_h, precision
+
+
+def partial_pooling(groups, m0, s0, rate_within, rate_between, points=(801, 801), chunk=40):
+    """Posterior means of hyper_mu, within_variability, between_variability and each site's mu.
+
+    Rows of the grid are processed `chunk` at a time, so memory stays small for many sites."""
+    n = np.array([len(g) for g in groups], float)
+    ybar = np.array([np.mean(g) for g in groups])
+    within, between, w, mean_h, _ = _partial_pooling_grid(groups, m0, s0, rate_within, rate_between, points)
+    within_axis = within[:, 0]
     mu = np.zeros(len(n))
     for rows in np.array_split(np.arange(len(within_axis)), max(1, len(within_axis) // chunk)):
         wi, bi, hi = within[rows][..., None], between[rows][..., None], mean_h[rows][..., None]
@@ -101,3 +110,26 @@ def partial_pooling(groups, m0, s0, rate_within, rate_between, points=(801, 801)
         "between_variability": float((w * between).sum()),
         "mu": mu,
     }
+
+
+def partial_pooling_new_site_lpd(groups, held_out, m0, s0, rate_within, rate_between, points=(801, 801)):
+    """log p(held_out | groups): the joint density of a new site's rows under partial pooling fitted to
+    `groups`. Given (σ_y, σ_μ, hyper_mu) the rows are jointly Normal with covariance
+    σ_y² I + σ_μ² 11ᵀ; hyper_mu given the scales and `groups` is Normal, so it integrates out in closed
+    form (the new site's mean is then N(E[hyper_mu], σ_μ² + Var[hyper_mu])), and the rest is a sum
+    over the exact posterior grid of the two scales."""
+    within, between, w, mean_h, precision = _partial_pooling_grid(groups, m0, s0, rate_within, rate_between, points)
+    y = np.asarray(held_out, float)
+    n, ybar = y.size, y.mean()
+    ss = ((y - ybar) ** 2).sum()
+    mean_var = between**2 + 1 / precision + within**2 / n  # variance of the rows' mean
+    log_p = (
+        -0.5 * (n - 1) * np.log(2 * np.pi)
+        - (n - 1) * np.log(within)
+        - ss / (2 * within**2)
+        - 0.5 * np.log(n)
+        - 0.5 * np.log(2 * np.pi * mean_var)
+        - (ybar - mean_h) ** 2 / (2 * mean_var)
+    )
+    positive = w > 0
+    return float(logsumexp(log_p[positive], b=w[positive]))

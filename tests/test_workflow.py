@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from hbm import io
-from helpers import DATA, MODELS, ROOT, SELECTIONS, load_config, run_snakemake, workflow_outputs
+from helpers import DATA, MODELS, ROOT, SELECTIONS, changed, load_config, run_snakemake, workflow_outputs
 
 POSTERIOR_VARIABLES = {
     "complete_pooling": {"mu": ("chain", "draw"), "sigma": ("chain", "draw")},
@@ -23,6 +23,7 @@ POSTERIOR_VARIABLES = {
         "mu": ("chain", "draw", "site"),
     },
 }
+LEAVE_ONE_SITE_OUT = ["site", "n", "model", "lpd", "lpd_mcse", "coverage_95"]
 NEW_SITE_COVERAGE = ["site", "n", "observed_mean", "predictive_mean", "hdi_lower", "hdi_upper", "coverage", "nominal"]
 TABLE_COLUMNS = {
     "summary.csv": [
@@ -57,12 +58,15 @@ TABLE_COLUMNS = {
     "tables/variance_decomposition.csv": ["quantity", "mean", "sd", "hdi_3%", "hdi_97%"],
     "tables/shrinkage.csv": ["site", "n", "observed_mean", "weight_mean", "weight_hdi_3%", "weight_hdi_97%"],
     "tables/new_site_coverage.csv": NEW_SITE_COVERAGE,
+    "tables/leave_one_site_out.csv": LEAVE_ONE_SITE_OUT,
+    "leave_one_site_out/": LEAVE_ONE_SITE_OUT,  # each fold's rows, gathered in the table above
+    "tables/leave_one_site_out_comparison.csv": ["model", "sites", "elpd_logo", "se", "elpd_diff", "diff_se"],
 }
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    config = load_config("tests/config/test.yaml")
+    config = changed(load_config("tests/config/test.yaml"), "criticism", "leave_one_site_out", True)
     workdir = tmp_path_factory.mktemp("workflow")
     run_snakemake(workdir, config, "--cores", "2", check=True)
     run_snakemake(workdir, config, "--report", "results/report.zip", check=True)
@@ -85,8 +89,11 @@ def test_the_run_writes_exactly_the_files_its_rules_list(workdir, outputs):
 @pytest.mark.parametrize("model", MODELS)
 def test_posterior_netcdf(workdir, selection, model):
     tree = xr.open_datatree(workdir / "results" / selection / model / "posterior.nc")
-    assert {"posterior", "sample_stats", "observed_data", "constant_data", "log_likelihood"} <= set(tree.children)
+    groups = {"posterior", "sample_stats", "observed_data", "constant_data", "log_likelihood", "log_prior"}
+    assert groups | {"prior", "prior_predictive"} <= set(tree.children)
     posterior = tree["posterior"]
+    assert set(tree["log_prior"].data_vars) == set(load_config("tests/config/test.yaml")["models"][model]["priors"])
+    assert tree["prior_predictive"]["y_est"].dims == ("chain", "draw", "obs_id")
     for name, dims in POSTERIOR_VARIABLES[model].items():
         assert posterior[name].dims == dims, name
     assert list(posterior["site"].values) == SELECTIONS[selection]
@@ -152,17 +159,27 @@ def test_formula_outputs(workdir, selection):
 
 
 def reported_tables(outputs) -> list:
-    return [path for path in outputs if path.suffix == ".csv" and path.name != "data.csv"]
+    return [path for path in outputs if path.suffix == ".csv" and path.name != "data.csv" and not is_fold(path)]
+
+
+def is_fold(path) -> bool:
+    return path.parent.name == "leave_one_site_out"
 
 
 def documented_columns(path):
-    key = f"tables/{path.name}" if path.parent.name == "tables" else path.name
+    key = (
+        f"{path.parent.name}/"
+        if is_fold(path)
+        else f"tables/{path.name}"
+        if path.parent.name == "tables"
+        else path.name
+    )
     return TABLE_COLUMNS.get(key)
 
 
 def test_every_table_has_documented_columns(outputs):
     assert reported_tables(outputs)
-    for path in reported_tables(outputs):
+    for path in reported_tables(outputs) + [path for path in outputs if is_fold(path)]:
         columns = documented_columns(path)
         assert columns is not None, f"{path.name} has no documented columns in TABLE_COLUMNS"
         table = pd.read_csv(path)
@@ -220,3 +237,20 @@ def test_a_second_run_gives_byte_identical_artifacts(workdir, outputs, tmp_path)
         if p.read_bytes() != (tmp_path / p.relative_to(workdir)).read_bytes()
     ]
     assert not differ, differ
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+def test_every_site_is_left_out_once_per_predicting_model(workdir, selection):
+    base = workdir / "results" / selection
+    folds = pd.read_csv(base / "tables" / "leave_one_site_out.csv", dtype={"site": str})
+    sizes = pd.read_csv(base / "data.csv", dtype={"Site": str})["Site"].value_counts()
+    predicting = ["complete_pooling", "partial_pooling"]
+    assert sorted(zip(folds["site"], folds["model"])) == sorted(
+        (s, m) for s in SELECTIONS[selection] for m in predicting
+    )
+    assert (folds["n"].to_numpy() == sizes[folds["site"]].to_numpy()).all()
+    assert folds["lpd"].lt(0).all() and folds["lpd_mcse"].gt(0).all()
+    comparison = pd.read_csv(base / "tables" / "leave_one_site_out_comparison.csv")
+    assert sorted(comparison["model"]) == predicting
+    assert comparison["elpd_logo"].iloc[0] == comparison["elpd_logo"].max()
+    assert comparison["elpd_logo"].sum() == pytest.approx(folds["lpd"].sum())

@@ -42,6 +42,14 @@ class Grouped:
         dev = self.y - self.ybar[self.site_idx]
         return np.bincount(self.site_idx, weights=dev**2, minlength=len(self.sites))
 
+    def without(self, site: str) -> tuple[Grouped, np.ndarray]:
+        """The rows of every other site (in the same order), and the outcome of `site`'s rows."""
+        held = self.site_idx == self.sites.index(site)
+        others = [s for s in self.sites if s != site]
+        new_index = np.cumsum([s != site for s in self.sites]) - 1
+        rest = Grouped(self.y[~held], new_index[self.site_idx[~held]], others, self.obs_id[~held])
+        return rest, self.y[held]
+
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, outcome: str, group: str, sites: list[str]) -> Grouped:
         codes = pd.Categorical(frame[group], categories=sites).codes

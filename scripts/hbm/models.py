@@ -45,7 +45,10 @@ class Model:
     population, so the model predicts new sites and has shrinkage and a variance decomposition.
     `formula`: the model as a bambi formula on `{outcome}` and `{group}` (None if bambi cannot write
     it), with `formula_priors` (parameter -> the bambi term its prior goes to) and `formula_quantities`
-    (quantity -> (parameter, bambi variable)), what its fit and the formula's must agree on."""
+    (quantity -> (parameter, bambi variable)), what its fit and the formula's must agree on.
+    `new_site(posterior)`: where the model predicts a site it never saw, the rows of such a site as
+    (mean, between-site sd, within-site sd), each (chain, draw): the site's mean is drawn from
+    N(mean, between-site sd), its rows from N(site mean, within-site sd); None where it cannot."""
 
     name: str
     label: str
@@ -62,6 +65,7 @@ class Model:
     formula: str | None = None
     formula_priors: dict = field(default_factory=dict)
     formula_quantities: dict = field(default_factory=dict)
+    new_site: Callable | None = None
 
     def build(self, data: Grouped, priors: dict, parameterization: str, likelihood: str):
         from hbm import builders  # PyMC is imported only by the steps that build models
@@ -114,6 +118,7 @@ MODELS: dict[str, Model] = {
             formula="{outcome} ~ 1",
             formula_priors={"mu": "Intercept", "sigma": "sigma"},
             formula_quantities={"population mean": ("mu", "Intercept"), "within-site sd": ("sigma", "sigma")},
+            new_site=lambda posterior: (posterior["mu"].values, 0.0, posterior["sigma"].values),
         ),
         Model(
             name="no_pooling",
@@ -156,6 +161,11 @@ MODELS: dict[str, Model] = {
                 "between-site sd": ("between_variability", "1|{group}_sigma"),
                 "site mean": ("mu", "site_mean"),
             },
+            new_site=lambda posterior: (
+                posterior["hyper_mu"].values,
+                posterior["between_variability"].values,
+                posterior["within_variability"].values,
+            ),
         ),
     )
 }
@@ -172,6 +182,11 @@ def get(name: str) -> Model:
 def population_model(names) -> str | None:
     """The first of `names` whose site means come from a population (it predicts new sites), or None."""
     return next((name for name in names if get(name).population), None)
+
+
+def predicting_new_sites(names) -> list[str]:
+    """Those of `names` that predict a site they never saw."""
+    return [name for name in names if get(name).new_site]
 
 
 def integrates_hyper_mu(priors: dict) -> bool:

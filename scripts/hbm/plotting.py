@@ -398,3 +398,60 @@ def new_site_figure(tree, coverage, site: str, source: str, outcome: str, option
     )
     legend_beside(ax)
     return fig
+
+
+def held_out_sites(folds: pd.DataFrame, outcome: str, title: str, options: dict):
+    """Each site's observed mean (black) against the 95% predictive interval of its mean under each
+    model fitted without it; sites ordered by size, the largest at the top."""
+    counts = folds.drop_duplicates("site").set_index("site")["n"].sort_values(kind="stable")
+    position = pd.Series(np.arange(len(counts)), index=counts.index)
+    names = list(dict.fromkeys(folds["model"]))
+    fig, ax = figure(options, groups=len(counts), legend=True)
+    many = len(counts) > LABEL_LIMIT
+    offsets = np.linspace(-0.2, 0.2, len(names)) if len(names) > 1 and not many else np.zeros(len(names))
+    for name, offset in zip(names, offsets):
+        rows = folds[folds["model"] == name]
+        y = position[rows["site"]].to_numpy() + offset
+        failed = (~rows["passed"].astype(bool)).sum()
+        label = models.MODELS[name].label + (f" ({failed} folds FAILED the convergence gate)" if failed else "")
+        colour = models.MODELS[name].colour
+        ax.hlines(y, rows["mean_lower"], rows["mean_upper"], color=colour, lw=2 if not many else 0.5, label=label)
+    observed = folds.drop_duplicates("site")
+    ax.scatter(
+        observed["observed_mean"],
+        position[observed["site"]],
+        color="black",
+        s=14 if not many else 2,
+        zorder=3,
+        label="observed mean",
+        rasterized=many,
+    )
+    note = group_labels(ax, position.to_numpy(), list(counts.index), counts.to_numpy(), axis="y")
+    ax.set_ylim(-1, len(counts))
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel(f"mean {outcome} of the site's rows (95% predictive interval from the other sites)")
+    ax.set_title(f"{title}\n{note}", fontsize="medium")
+    legend_beside(ax)
+    return fig
+
+
+def prior_predictive(draws: dict, observed: np.ndarray, table: pd.DataFrame, title: str, outcome: str, options: dict):
+    """Per model (one panel each) the prior predictive distribution of one row, central 99% shown,
+    against the observed rows; `table`: per model its quantiles and the share of rows inside."""
+    fig, axes = figure(options, columns=len(draws), legend=True)
+    for ax, (name, values) in zip(np.atleast_1d(axes), draws.items()):
+        row = table.loc[name]
+        central = values[(values >= row["q01"]) & (values <= row["q99"])]
+        bins = np.linspace(min(row["q01"], observed.min()), max(row["q99"], observed.max()), 80)
+        ax.hist(central, bins=bins, density=True, color=models.MODELS[name].colour, alpha=0.6, label="prior predictive")
+        ax.hist(observed, bins=bins, density=True, color="0.2", alpha=0.5, label="observed")
+        ax.set_yticks([])
+        ax.set_xlabel(outcome)
+        verdict = "CONFLICT: " if row["conflict"] else ""
+        ax.set_title(
+            f"{models.MODELS[name].label}\n{verdict}{row['data_inside_99']:.0%} of rows inside its 99%",
+            fontsize="small",
+        )
+    fig.suptitle(title, fontsize="medium")
+    legend_beside(np.atleast_1d(axes)[-1])
+    return fig

@@ -64,19 +64,38 @@ def thinned(posterior: xr.Dataset, rows: int, max_values: int) -> tuple[xr.Datas
     return posterior.isel(draw=slice(None, None, step)), step
 
 
-def new_site_predictive(posterior: xr.Dataset, obs_id: np.ndarray, rng, max_values: int) -> xr.Dataset:
-    """Predictive draws for an unseen site: a new site mean from the population, then its rows;
-    draws are thinned evenly when draws x rows > max_values (the step is in attribute `thinning`)."""
+def new_site_predictive(posterior: xr.Dataset, name: str, obs_id: np.ndarray, rng, max_values: int) -> xr.Dataset:
+    """Predictive draws for an unseen site under model `name`: a new site mean from the population,
+    then its rows; draws are thinned evenly when draws x rows > max_values (the step is in attribute
+    `thinning`)."""
     posterior, step = thinned(posterior, len(obs_id), max_values)
-    hyper_mu = posterior["hyper_mu"].values
-    between = posterior["between_variability"].values
-    within = posterior["within_variability"].values
-    new_mu = hyper_mu + between * rng.standard_normal(hyper_mu.shape)
-    y = new_mu[..., None] + within[..., None] * rng.standard_normal(hyper_mu.shape + (len(obs_id),))
+    mean, between, within = models.get(name).new_site(posterior)
+    new_mu = mean + between * rng.standard_normal(mean.shape)
+    y = new_mu[..., None] + np.asarray(within)[..., None] * rng.standard_normal(mean.shape + (len(obs_id),))
     return xr.Dataset(
         {"new_mu": (("chain", "draw"), new_mu), "y_est": (("chain", "draw", "obs_id"), y)},
         coords={"chain": posterior["chain"], "draw": posterior["draw"], "obs_id": obs_id},
         attrs={"thinning": step},
+    )
+
+
+def new_site_log_density(posterior: xr.Dataset, name: str, y: np.ndarray) -> np.ndarray:
+    """log p(y | parameters) per draw (chain, draw) for all rows `y` of one unseen site together under
+    model `name`. The rows share the site's unknown mean, so given the parameters they are jointly
+    Normal with covariance within² I + between² 11ᵀ (not independent): with n rows, their mean ȳ and
+    sum of squared deviations ss, log p = -n/2 log 2π - (n-1) log within - ½ log(within² + n between²)
+    - ss / (2 within²) - n (ȳ - mean)² / (2 (within² + n between²))."""
+    mean, between, within = models.get(name).new_site(posterior)
+    y = np.asarray(y, float)
+    n, ybar = y.size, y.mean()
+    ss = float(((y - ybar) ** 2).sum())
+    total = within**2 + n * np.asarray(between) ** 2
+    return (
+        -0.5 * n * LOG_2PI
+        - (n - 1) * np.log(within)
+        - 0.5 * np.log(total)
+        - ss / (2 * within**2)
+        - n * (ybar - mean) ** 2 / (2 * total)
     )
 
 

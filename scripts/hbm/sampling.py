@@ -269,6 +269,22 @@ def sample(model: pm.Model, settings: dict, cores: int, var_names=None) -> xr.Da
     return xr.DataTree.from_dict({"posterior": tree["posterior"].to_dataset(), "sample_stats": stats[keep]})
 
 
+def posterior_of(model: pm.Model, name: str, data, spec: dict, parameterization: str, settings: dict, cores: int, rng):
+    """Sample `model` (model `name` of the registry built for `data`); return the sampler's tree, the
+    posterior with what the marginal parameterization integrated out drawn back from its exact
+    conditional (with `rng`) and the site labels as coordinates, and the names of what was drawn back."""
+    from hbm import models
+
+    tree = sample(model, settings, cores)
+    posterior = tree["posterior"].to_dataset()
+    drawn_after = {}
+    if parameterization == "marginal":
+        entry = models.get(name)
+        drawn_after = entry.draw_integrated(posterior, data, spec["priors"], rng)
+        posterior = posterior.assign(drawn_after)[list(entry.parameters)]
+    return tree, posterior.assign_coords(site=data.sites), list(drawn_after)
+
+
 def convergence_failures(summary, divergences: int, gate: dict) -> list[str]:
     """Each breach of the gate, naming the parameter and value; `summary` is ArviZ's table. A
     diagnostic that could not be computed (NaN) is a breach."""

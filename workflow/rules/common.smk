@@ -1,3 +1,4 @@
+import csv
 import re
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from hbm.errors import InputError
 from hbm.cluster import advice, leftover_jobs
 from hbm.locks import record_owner, release_stale_locks
 from hbm.formulas import meaning, predicts_new_sites
-from hbm.models import population_model
+from hbm.models import population_model, predicting_new_sites
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 ENV = "../../envs/hbm.yaml"
@@ -80,6 +81,8 @@ FORMULAS = list(config["formulas"])
 PREDICTING = [name for name in FORMULAS if predicts_new_sites(config["formulas"][name]["formula"], config["group"])]
 FORMULA_NEW_SITES = list(config["new_sites"]) if PREDICTING else []
 FORMULA_PREDICTIONS = [(formula, site) for formula in PREDICTING for site in FORMULA_NEW_SITES]
+# Models that predict new sites are fitted once per site left out of a selection (of two or more sites).
+PREDICTING_MODELS = predicting_new_sites(MODELS) if config["criticism"]["leave_one_site_out"] else []
 
 
 def alternatives(names):
@@ -92,6 +95,7 @@ wildcard_constraints:
     model=alternatives(MODELS),
     formula=alternatives(FORMULAS),
     site=alternatives(NEW_SITES),
+    held_out="[^/]+",
 
 
 def data_file():
@@ -118,7 +122,36 @@ def selection_outputs(selection):
             f"{base}/formulas/{f}/new_site_{site}.{ext}" for f, site in FORMULA_PREDICTIONS for ext in ("nc", "png")
         ]
         files += [f"{base}/tables/formula_new_site_coverage.csv"] if FORMULA_PREDICTIONS else []
+    files += [f"{base}/tables/{name}" for name in CRITICISM_TABLES]
+    files += [f"{base}/figures/{name}" for name in ("loo_pit.png", "prior_predictive.png")]
+    if leaves_sites_out(selection):
+        files += [f"{base}/tables/{name}" for name in LEAVE_ONE_SITE_OUT_TABLES]
+        files += [f"{base}/figures/leave_one_site_out.png"]
     return files
+
+
+CRITICISM_TABLES = ["loo_pit.csv", "prior_predictive.csv", "prior_sensitivity.csv"]
+LEAVE_ONE_SITE_OUT_TABLES = ["leave_one_site_out.csv", "leave_one_site_out_comparison.csv"]
+
+
+def leaves_sites_out(selection):
+    """Whether each site of `selection` is predicted by the models fitted without it: needs a model that
+    predicts new sites, and two sites or more."""
+    sites = config["selections"][selection]
+    return bool(PREDICTING_MODELS) and (sites == "all" or len(sites) > 1)
+
+
+def held_out_folds(wildcards):
+    """One fold per site of the selection, read from its data (which may be downloaded first)."""
+    path = checkpoints.subset.get(selection=wildcards.selection).output[0]
+    with open(path, encoding="utf-8") as handle:
+        sites = dict.fromkeys(row[config["group"]] for row in csv.DictReader(handle))
+    return [f"results/{wildcards.selection}/leave_one_site_out/{site}.csv" for site in sites]
+
+
+def fold_compile_cache(wildcards):
+    """A compile cache of each fold's own: folds run in parallel."""
+    return str(Path(config["cache_dir"]) / "pytensor" / wildcards.selection / "leave_one_site_out" / wildcards.held_out)
 
 
 MODEL_FILES = [

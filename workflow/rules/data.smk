@@ -18,7 +18,8 @@ if not Path(data_file()).exists():
             "../../scripts/download_data.py"
 
 
-rule subset:
+# A checkpoint: leave one site out has one job per site, which for `all` are known from the data.
+checkpoint subset:
     input:
         data=data_file(),
     output:

@@ -58,6 +58,8 @@ rule loo_comparison:
 rule convergence_gate:
     input:
         tables=convergence_tables(),
+        prior_predictive=expand("results/{selection}/tables/prior_predictive.csv", selection=SELECTIONS),
+        prior_sensitivity=expand("results/{selection}/tables/prior_sensitivity.csv", selection=SELECTIONS),
         everything_else=other_outputs(),
     output:
         "results/convergence_gate.txt",
@@ -68,5 +70,7 @@ rule convergence_gate:
     params:
         selections=[Path(path).parts[1] for path in convergence_tables()],
         on_failure=config["convergence"]["on_failure"],
+        selections_with_priors=SELECTIONS,
+        outcome=config["outcome"],
     script:
         "../../scripts/convergence_gate.py"

@@ -1,0 +1,53 @@
+"""One fold of leave one site out: fit each model that predicts new sites to the selection without
+one of its sites, and predict that site's rows as a new site, as Zurich is predicted."""
+
+import pandas as pd
+
+from hbm import io
+
+
+def leave_one_site_out(data_path, out_path, site: str, selection: str, settings: dict, compiledir=None, log_path=None):
+    log = io.setup_logging(log_path)
+    if compiledir:
+        io.use_compile_cache(compiledir)
+    from hbm import criticism
+
+    data = io.read_grouped(data_path, settings["outcome"], settings["group"])
+    rest, held_out = data.without(site)
+    log.info(
+        "%s without %s: %d rows in %d sites; %d rows held out",
+        selection,
+        site,
+        len(rest.y),
+        len(rest.sites),
+        held_out.size,
+    )
+    rows = []
+    for name in settings["models"]:
+        row = criticism.fold(name, rest, held_out, site, selection, settings)
+        log.info(
+            "%s: lpd %.3f (MCSE %.3f), coverage %.2f, %s",
+            name,
+            row["lpd"],
+            row["lpd_mcse"],
+            row["coverage_95"],
+            row["failures"],
+        )
+        if not row["passed"]:
+            log.warning("%s without %s failed the convergence gate: %s", name, site, row["failures"])
+        rows.append(row)
+    io.write_csv(pd.DataFrame(rows, columns=criticism.FOLD_COLUMNS), out_path)
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    sm = snakemake  # noqa: F821
+    io.run_step(
+        leave_one_site_out,
+        sm.input.data,
+        sm.output[0],
+        sm.wildcards.held_out,
+        sm.wildcards.selection,
+        sm.params.settings,
+        sm.params.compiledir,
+        sm.log[0],
+    )

@@ -174,6 +174,45 @@ def figures(count):
     )
     yield "trace", trace(draws["no pooling"], summary, "no pooling (sel)", OPTIONS)
     yield "icc", _icc_figure(partial, icc, "sel", OPTIONS)
+    yield "leave one site out", plotting.held_out_sites(folds(frame), "y", "Each site predicted (sel)", OPTIONS)
+    yield "prior predictive", prior_predictive(frame["y"].to_numpy())
+
+
+def folds(frame) -> pd.DataFrame:
+    """Leave-one-site-out rows of two models, shaped like the summary step's table."""
+    means = frame.groupby("g", sort=False)["y"].agg(["size", "mean"])
+    rows = []
+    for model, width in (("complete_pooling", 1.0), ("partial_pooling", 2.0)):
+        rows.append(
+            pd.DataFrame(
+                {
+                    "site": means.index,
+                    "n": means["size"].to_numpy(),
+                    "model": model,
+                    "observed_mean": means["mean"].to_numpy(),
+                    "mean_lower": -width,
+                    "mean_upper": width,
+                    "passed": True,
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def prior_predictive(observed):
+    rng = np.random.default_rng(9)
+    draws = {name: rng.normal(0, 50, 2000) for name in ("complete_pooling", "no_pooling", "partial_pooling")}
+    quantiles = {name: np.quantile(d, [0.01, 0.99]) for name, d in draws.items()}
+    table = pd.DataFrame(
+        {
+            "q01": [q[0] for q in quantiles.values()],
+            "q99": [q[1] for q in quantiles.values()],
+            "data_inside_99": 1.0,
+            "conflict": [False, False, True],
+        },
+        index=list(draws),
+    )
+    return plotting.prior_predictive(draws, observed, table, "Prior predictive distributions (sel)", "y", OPTIONS)
 
 
 @pytest.mark.parametrize("count", SIZES)

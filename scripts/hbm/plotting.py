@@ -405,7 +405,8 @@ def held_out_sites(folds: pd.DataFrame, outcome: str, title: str, options: dict)
     model fitted without it; sites ordered by size, the largest at the top."""
     counts = folds.drop_duplicates("site").set_index("site")["n"].sort_values(kind="stable")
     position = pd.Series(np.arange(len(counts)), index=counts.index)
-    names = list(dict.fromkeys(folds["model"]))
+    width = (folds["mean_upper"] - folds["mean_lower"]).groupby(folds["model"], sort=False).mean()
+    names = list(width.sort_values(ascending=False, kind="stable").index)  # the narrowest drawn on top
     fig, ax = figure(options, groups=len(counts), legend=True)
     many = len(counts) > LABEL_LIMIT
     offsets = np.linspace(-0.2, 0.2, len(names)) if len(names) > 1 and not many else np.zeros(len(names))
@@ -415,7 +416,9 @@ def held_out_sites(folds: pd.DataFrame, outcome: str, title: str, options: dict)
         failed = (~rows["passed"].astype(bool)).sum()
         label = models.MODELS[name].label + (f" ({failed} folds FAILED the convergence gate)" if failed else "")
         colour = models.MODELS[name].colour
-        ax.hlines(y, rows["mean_lower"], rows["mean_upper"], color=colour, lw=2 if not many else 0.5, label=label)
+        ax.hlines(
+            y, rows["mean_lower"], rows["mean_upper"], color=colour, lw=2 if not many else 0.5, alpha=0.7, label=label
+        )
     observed = folds.drop_duplicates("site")
     ax.scatter(
         observed["observed_mean"],
@@ -430,6 +433,7 @@ def held_out_sites(folds: pd.DataFrame, outcome: str, title: str, options: dict)
     ax.set_ylim(-1, len(counts))
     ax.grid(axis="y", visible=False)
     ax.set_xlabel(f"mean {outcome} of the site's rows (95% predictive interval from the other sites)")
+    ax.set_ylabel("sites by size, largest at the top")
     ax.set_title(f"{title}\n{note}", fontsize="medium")
     legend_beside(ax)
     return fig
@@ -438,8 +442,8 @@ def held_out_sites(folds: pd.DataFrame, outcome: str, title: str, options: dict)
 def prior_predictive(draws: dict, observed: np.ndarray, table: pd.DataFrame, title: str, outcome: str, options: dict):
     """Per model (one panel each) the prior predictive distribution of one row, central 99% shown,
     against the observed rows; `table`: per model its quantiles and the share of rows inside."""
-    fig, axes = figure(options, columns=len(draws), legend=True)
-    for ax, (name, values) in zip(np.atleast_1d(axes), draws.items()):
+    fig, axes = plt.subplots(1, len(draws), figsize=options["wide_figsize"], layout="constrained", squeeze=False)
+    for ax, (name, values) in zip(axes[0], draws.items()):
         row = table.loc[name]
         central = values[(values >= row["q01"]) & (values <= row["q99"])]
         bins = np.linspace(min(row["q01"], observed.min()), max(row["q99"], observed.max()), 80)
@@ -453,5 +457,5 @@ def prior_predictive(draws: dict, observed: np.ndarray, table: pd.DataFrame, tit
             fontsize="small",
         )
     fig.suptitle(title, fontsize="medium")
-    legend_beside(np.atleast_1d(axes)[-1])
+    legend_beside(axes[0, -1])
     return fig

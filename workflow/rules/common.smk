@@ -122,15 +122,29 @@ def selection_outputs(selection):
             f"{base}/formulas/{f}/new_site_{site}.{ext}" for f, site in FORMULA_PREDICTIONS for ext in ("nc", "png")
         ]
         files += [f"{base}/tables/formula_new_site_coverage.csv"] if FORMULA_PREDICTIONS else []
-    files += [f"{base}/tables/{name}" for name in CRITICISM_TABLES]
-    files += [f"{base}/figures/{name}" for name in ("loo_pit.png", "prior_predictive.png")]
+    files += [f"{base}/{name}" for name in criticism_outputs()]
     if leaves_sites_out(selection):
         files += [f"{base}/tables/{name}" for name in LEAVE_ONE_SITE_OUT_TABLES]
         files += [f"{base}/figures/leave_one_site_out.png"]
     return files
 
 
-CRITICISM_TABLES = ["loo_pit.csv", "prior_predictive.csv", "prior_sensitivity.csv"]
+def criticism_outputs():
+    """The calibration and prior checks of a selection, where the config asks for them."""
+    wanted = config["criticism"]
+    files = ["tables/loo_pit.csv", "figures/loo_pit.png"] if wanted["calibration"] else []
+    if wanted["prior_checks"]:
+        files += ["tables/prior_predictive.csv", "tables/prior_sensitivity.csv", "figures/prior_predictive.png"]
+    return files
+
+
+def prior_tables(name):
+    """Each selection's prior check table `name`, where the config asks for prior checks."""
+    return expand(
+        f"results/{{selection}}/tables/{name}", selection=SELECTIONS if config["criticism"]["prior_checks"] else []
+    )
+
+
 LEAVE_ONE_SITE_OUT_TABLES = ["leave_one_site_out.csv", "leave_one_site_out_comparison.csv"]
 
 

@@ -58,8 +58,8 @@ rule loo_comparison:
 rule convergence_gate:
     input:
         tables=convergence_tables(),
-        prior_predictive=expand("results/{selection}/tables/prior_predictive.csv", selection=SELECTIONS),
-        prior_sensitivity=expand("results/{selection}/tables/prior_sensitivity.csv", selection=SELECTIONS),
+        prior_predictive=prior_tables("prior_predictive.csv"),
+        prior_sensitivity=prior_tables("prior_sensitivity.csv"),
         everything_else=other_outputs(),
     output:
         "results/convergence_gate.txt",
@@ -70,7 +70,7 @@ rule convergence_gate:
     params:
         selections=[Path(path).parts[1] for path in convergence_tables()],
         on_failure=config["convergence"]["on_failure"],
-        selections_with_priors=SELECTIONS,
+        selections_with_priors=SELECTIONS if config["criticism"]["prior_checks"] else [],
         outcome=config["outcome"],
     script:
         "../../scripts/convergence_gate.py"

@@ -1,6 +1,8 @@
 """Calibration of each model's predictions: LOO-PIT values (ArviZ's PSIS-LOO probability integral
 transform) per row, their uniformity test, and one figure with the models side by side."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -20,7 +22,7 @@ def calibration(
         pit, note = loo_pit(io.read_tree(posterior_path), io.read_tree(predictive_path))
         rows.append(summary(name, pit, note))
         if pit is not None:
-            pits[name] = pit
+            pits[name] = (pit, note)
         log.info("%s: %s", name, rows[-1])
     io.write_csv(pd.DataFrame(rows, columns=CALIBRATION_COLUMNS), outputs["table"])
     from hbm import plotting
@@ -46,7 +48,12 @@ def loo_pit(tree: xr.DataTree, predictive: xr.DataTree):
             "observed_data": tree["observed_data"].to_dataset(),
         }
     )
-    return arviz_loo_pit(data, pareto_pit=True)["y_est"].reset_coords(drop=True), ""
+    pit = arviz_loo_pit(data, pareto_pit=True)["y_est"].reset_coords(drop=True)
+    undefined = int((~np.isfinite(pit.values)).sum())
+    if undefined:
+        return None, f"LOO-PIT undefined for {undefined} rows (too few or degenerate draws)"
+    failed = json.loads(tree.attrs.get("convergence_failures", "[]"))
+    return pit, "the fit FAILED the convergence gate: read with care" if failed else ""
 
 
 def summary(name: str, pit, note: str) -> dict:
@@ -68,14 +75,21 @@ def summary(name: str, pit, note: str) -> dict:
 
 
 def figure(pits: dict, selection: str, options: dict):
-    """ArviZ's PIT Δ-ECDF plot with its simultaneous 99% envelope test, one panel per model."""
+    """ArviZ's PIT Δ-ECDF plot with its uniformity test, one panel per model; `pits`: model -> (its
+    LOO-PIT values, a note where its fit failed the convergence gate)."""
     import arviz_plots as azp
+    import matplotlib.pyplot as plt
     from arviz_base import convert_to_datatree
 
-    from hbm import models
+    from hbm import plotting
 
-    labels = [models.MODELS[name].label for name in pits]
-    values = xr.concat(list(pits.values()), "model").assign_coords(model=labels)
+    if not pits:
+        fig, ax = plt.subplots(figsize=options["wide_figsize"], layout="constrained")
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, f"LOO-PIT ({selection}): no model could be tested; see loo_pit.csv", ha="center")
+        return fig
+    labels = [plotting.model_label(name, [note] if note else None) for name, (_, note) in pits.items()]
+    values = xr.concat([pit for pit, _ in pits.values()], "model").assign_coords(model=labels)
     width, height = options["wide_figsize"]
     pc = azp.plot_ecdf_pit(
         convert_to_datatree(values.to_dataset(name="y_est"), group="loo_pit"),

@@ -2,6 +2,8 @@
 predictive distribution against the data (table of quantiles, figure), and power-scaling prior and
 likelihood sensitivity (Kallioinen et al. 2024, ArviZ's `psense_summary`) with its diagnosis."""
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -9,7 +11,7 @@ from hbm import criticism, io
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 PREDICTIVE_COLUMNS = ["model", *(f"q{round(100 * q):02d}" for q in QUANTILES), "data_inside_99", "conflict"]
-SENSITIVITY_COLUMNS = ["model", "parameter", "prior", "likelihood", "diagnosis"]
+SENSITIVITY_COLUMNS = ["model", "parameter", "prior", "likelihood", "diagnosis", "fit_passed"]
 
 
 def prior_checks(posterior_paths, models: list, outputs: dict, selection: str, settings: dict, log_path=None):
@@ -63,7 +65,8 @@ def sensitivity_rows(name: str, tree) -> pd.DataFrame:
     from arviz_stats import psense_summary
 
     table = psense_summary(tree, round_to=4).rename_axis("parameter").reset_index()
-    return table.assign(model=name)[SENSITIVITY_COLUMNS]
+    passed = not json.loads(tree.attrs.get("convergence_failures", "[]"))
+    return table.assign(model=name, fit_passed=passed)[SENSITIVITY_COLUMNS]
 
 
 if __name__ == "__main__" and "snakemake" in globals():

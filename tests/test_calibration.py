@@ -51,3 +51,10 @@ def test_thinned_predictions_are_not_tested():
     predictive.attrs["thinning"] = "2"
     row = summary("m", *loo_pit(tree, predictive))
     assert "thinned" in row["note"] and "uniformity_p" not in row
+
+
+def test_a_model_that_failed_the_gate_is_tested_and_marked():
+    tree, predictive = fitted(1.0)
+    tree.attrs["convergence_failures"] = '["sigma: ess_bulk 12 < 400"]'
+    row = summary("m", *loo_pit(tree, predictive))
+    assert "FAILED the convergence gate" in row["note"] and row["uniformity_p"] > 0.01

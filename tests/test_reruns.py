@@ -66,6 +66,7 @@ def test_changing_a_plot_option_reruns_only_plotting_steps(tmp_path, config):
         if line and line.split()[0].islower() and line.split()[-1].isdigit()
     }
     plots = {"plot_all_sites", "plot_selection", "plot_fits", "plot_checks", "plot_formulas"}
+    plots |= {"calibration", "prior_checks"}  # their figures beside their tables
     # the gate's verdict comes after every artifact, figures included, so it is written again too
     assert planned - {"all", "total"} == plots | {"convergence_gate"}, result.stdout
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from helpers import FORMULAS, MODELS, ROOT, SELECTIONS, load_config, run_snakemake, workflow_outputs
+from helpers import FORMULAS, MODELS, ROOT, SELECTIONS, changed, load_config, run_snakemake, workflow_outputs
 
 
 def slurm_is_up() -> bool:
@@ -39,8 +39,13 @@ CLUSTER_ARGS = [
 def cluster_run(tmp_path_factory):
     assert slurm_is_up(), "SLURM is not running: start it with .ci/slurm-up"
     workdir = tmp_path_factory.mktemp("slurm")
-    result = run_snakemake(workdir, load_config("tests/config/test.yaml"), *CLUSTER_ARGS, timeout=2400, check=True)
+    result = run_snakemake(workdir, cluster_config(), *CLUSTER_ARGS, timeout=2400, check=True)
     return workdir, result.stdout + result.stderr
+
+
+def cluster_config() -> dict:
+    """The test config with every step on: leave one site out too."""
+    return changed(load_config("tests/config/test.yaml"), "criticism", "leave_one_site_out", True)
 
 
 def test_every_cluster_job_went_through_slurm(cluster_run):
@@ -65,6 +70,10 @@ def test_every_cluster_job_went_through_slurm(cluster_run):
             "formula_tables",
             "plot_formulas",
             "fit_formula_predicting",  # both formulas of the test config predict new sites
+            "calibration",
+            "prior_checks",
+            "leave_one_site_out",
+            "leave_one_site_out_summary",
         }
     )
 
@@ -91,9 +100,7 @@ def test_report_is_rebuilt_locally_without_refitting(cluster_run):
     workdir, _ = cluster_run
     fits = list((workdir / "results").rglob("posterior.nc"))
     before = {path: path.stat().st_mtime_ns for path in fits}
-    result = run_snakemake(
-        workdir, load_config("tests/config/test.yaml"), "--report", "results/report.html", check=True
-    )
+    result = run_snakemake(workdir, cluster_config(), "--report", "results/report.html", check=True)
     assert "submitted with SLURM" not in result.stdout + result.stderr
     assert (workdir / "results" / "report.html").stat().st_size > 100_000
     assert before == {path: path.stat().st_mtime_ns for path in fits}

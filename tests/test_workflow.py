@@ -58,6 +58,9 @@ TABLE_COLUMNS = {
     "tables/variance_decomposition.csv": ["quantity", "mean", "sd", "hdi_3%", "hdi_97%"],
     "tables/shrinkage.csv": ["site", "n", "observed_mean", "weight_mean", "weight_hdi_3%", "weight_hdi_97%"],
     "tables/new_site_coverage.csv": NEW_SITE_COVERAGE,
+    "tables/loo_pit.csv": ["model", "rows", "uniformity_p", "pit_mean", "outside_95%", "note"],
+    "tables/prior_predictive.csv": ["model", "q01", "q50", "q99", "data_inside_99", "conflict"],
+    "tables/prior_sensitivity.csv": ["model", "parameter", "prior", "likelihood", "diagnosis"],
     "tables/leave_one_site_out.csv": LEAVE_ONE_SITE_OUT,
     "leave_one_site_out/": LEAVE_ONE_SITE_OUT,  # each fold's rows, gathered in the table above
     "tables/leave_one_site_out_comparison.csv": ["model", "sites", "elpd_logo", "se", "elpd_diff", "diff_se"],

@@ -111,5 +111,6 @@ def prior_warnings(predictive: pd.DataFrame, sensitivity: pd.DataFrame, outcome:
     flagged = sensitivity[sensitivity["diagnosis"].str.startswith("potential")]  # psense_summary's problems
     for (model, diagnosis), rows in flagged.groupby(["model", "diagnosis"], sort=False):
         shown = ", ".join(rows["parameter"][:5]) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
-        lines.append(f"{model}: {diagnosis} for {shown} (power-scaling sensitivity above 0.05)")
+        failed = "" if str(rows["fit_passed"].iloc[0]).lower() == "true" else "; its fit FAILED the convergence gate"
+        lines.append(f"{model}: {diagnosis} for {shown} (power-scaling sensitivity above 0.05{failed})")
     return lines

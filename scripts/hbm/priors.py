@@ -50,5 +50,6 @@ def prior_predictive(name: str, data: Grouped, priors: dict, draws: int, rng) ->
 
     model = models.build(name, data, priors, "centered", likelihood="rows")
     tree = pm.sample_prior_predictive(draws=draws, model=model, random_seed=rng)
+    # PyMC orders the variables from a set, which differs between processes: sorted, the file is the same
     prior, predictive = (tree[group].to_dataset().drop_attrs() for group in ("prior", "prior_predictive"))
-    return prior, predictive.assign_coords(obs_id=data.obs_id)
+    return prior[sorted(prior.data_vars)], predictive.assign_coords(obs_id=data.obs_id)

@@ -1,8 +1,6 @@
 """Calibration of each model's predictions: LOO-PIT values (ArviZ's PSIS-LOO probability integral
 transform) per row, their uniformity test, and one figure with the models side by side."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -52,8 +50,7 @@ def loo_pit(tree: xr.DataTree, predictive: xr.DataTree):
     undefined = int((~np.isfinite(pit.values)).sum())
     if undefined:
         return None, f"LOO-PIT undefined for {undefined} rows (too few or degenerate draws)"
-    failed = json.loads(tree.attrs.get("convergence_failures", "[]"))
-    return pit, "the fit FAILED the convergence gate: read with care" if failed else ""
+    return pit, "the fit FAILED the convergence gate: read with care" if io.recorded_failures(tree) else ""
 
 
 def summary(name: str, pit, note: str) -> dict:

@@ -1,8 +1,6 @@
 """Figures of one selection's posteriors: per model the trace plot, then the site means of the
 models side by side (forest plot)."""
 
-import json
-
 import numpy as np
 import pandas as pd
 
@@ -38,9 +36,7 @@ def figures(data_path, posteriors: dict, summaries: dict, selection: str, settin
     options = settings["plots"]
     data = io.read_grouped(data_path, settings["outcome"], settings["group"])
     trees = {name: io.read_tree(path) for name, path in posteriors.items()}
-    labels = {
-        name: plotting.model_label(name, json.loads(tree.attrs["convergence_failures"])) for name, tree in trees.items()
-    }
+    labels = {name: plotting.model_label(name, io.recorded_failures(tree)) for name, tree in trees.items()}
     for name, tree in trees.items():
         summary = pd.read_csv(summaries[name], keep_default_na=False)
         yield f"trace_{name}", trace(tree["posterior"].to_dataset(), summary, f"{labels[name]} ({selection})", options)
@@ -49,7 +45,7 @@ def figures(data_path, posteriors: dict, summaries: dict, selection: str, settin
     for name, path in formulas.items():
         tree = io.read_tree(path)
         if SITE_MEAN in tree["posterior"]:
-            label = plotting.model_label(name, json.loads(tree.attrs["convergence_failures"]))
+            label = plotting.model_label(name, io.recorded_failures(tree))
             site_means[label] = site_mean_summary(tree["posterior"][SITE_MEAN])
     pooled = models.population_model(trees)
     population = float(trees[pooled]["posterior"]["hyper_mu"].mean()) if pooled else None

@@ -1,7 +1,6 @@
 """Figures of one selection's formula models: per formula the trace plot and the PPC interval plot,
 then each new site's predictive distribution under each formula that predicts it."""
 
-import json
 from itertools import chain
 
 import pandas as pd
@@ -40,7 +39,7 @@ def figures(posteriors: dict, ppc_tables: dict, selection: str, settings: dict):
     for name, path in posteriors.items():
         tree = io.read_tree(path)
         spec = settings["formulas"][name]
-        label = plotting.model_label(name, json.loads(tree.attrs["convergence_failures"]))
+        label = plotting.model_label(name, io.recorded_failures(tree))
         title = f"{label}: {spec['formula']} ({selection})"
         yield f"trace_{name}", trace(tree["posterior"].to_dataset(), title, options)
         table = pd.read_csv(ppc_tables[name], dtype={"site": str}, keep_default_na=False)

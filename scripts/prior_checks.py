@@ -2,8 +2,6 @@
 predictive distribution against the data (table of quantiles, figure), and power-scaling prior and
 likelihood sensitivity (Kallioinen et al. 2024, ArviZ's `psense_summary`) with its diagnosis."""
 
-import json
-
 import numpy as np
 import pandas as pd
 
@@ -65,7 +63,7 @@ def sensitivity_rows(name: str, tree) -> pd.DataFrame:
     from arviz_stats import psense_summary
 
     table = psense_summary(tree, round_to=4).rename_axis("parameter").reset_index()
-    passed = not json.loads(tree.attrs.get("convergence_failures", "[]"))
+    passed = not io.recorded_failures(tree)
     return table.assign(model=name, fit_passed=passed)[SENSITIVITY_COLUMNS]
 
 

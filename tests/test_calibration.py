@@ -26,7 +26,7 @@ def fitted(predictive_sd: float) -> tuple[xr.DataTree, xr.DataTree]:
             "observed_data": xr.Dataset({"y_est": ("obs_id", y)}, coords={"obs_id": coords["obs_id"]}),
         }
     )
-    tree.attrs["pointwise_level"] = "rows"
+    tree.attrs.update(pointwise_level="rows", convergence_failures="[]")  # as a fit records them
     predictive = xr.DataTree.from_dict(
         {"posterior_predictive": xr.Dataset({"y_est": (("chain", "draw", "obs_id"), replicated)}, coords=coords)}
     )

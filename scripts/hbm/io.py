@@ -147,6 +147,11 @@ def read_tree(path: str | Path) -> xr.DataTree:
     return xr.load_datatree(path, engine="netcdf4")
 
 
+def recorded_failures(tree: xr.DataTree) -> list[str]:
+    """The convergence gate's failures a fit recorded in its file (empty where it passed)."""
+    return json.loads(tree.attrs["convergence_failures"])
+
+
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a table atomically with Arrow's CSV writer (a tenth of pandas' time for a million rows;
     text quoted only where needed, booleans as true/false, which pandas reads back as booleans)."""

@@ -9,6 +9,7 @@ import pandas as pd
 import xarray as xr
 from arviz_stats import compare, hdi, summary
 
+from hbm import io
 from hbm.data import Grouped
 from hbm.models import SCALE_PARAMETERS
 from hbm.variance import variance_draws
@@ -172,7 +173,7 @@ def convergence(trees: dict, more_failures: dict | None = None) -> pd.DataFrame:
     (name -> list of failures found later, e.g. a failed cross-check)."""
     rows = []
     for name, tree in trees.items():
-        failures = json.loads(tree.attrs["convergence_failures"]) + (more_failures or {}).get(name, [])
+        failures = io.recorded_failures(tree) + (more_failures or {}).get(name, [])
         rows.append(
             {
                 "model": name,

@@ -122,19 +122,19 @@ def selection_outputs(selection):
             f"{base}/formulas/{f}/new_site_{site}.{ext}" for f, site in FORMULA_PREDICTIONS for ext in ("nc", "png")
         ]
         files += [f"{base}/tables/formula_new_site_coverage.csv"] if FORMULA_PREDICTIONS else []
-    files += [f"{base}/{name}" for name in criticism_outputs()]
-    if leaves_sites_out(selection):
-        files += [f"{base}/tables/{name}" for name in LEAVE_ONE_SITE_OUT_TABLES]
-        files += [f"{base}/figures/leave_one_site_out.png"]
+    files += [f"{base}/{name}" for name in criticism_outputs(selection)]
     return files
 
 
-def criticism_outputs():
-    """The calibration and prior checks of a selection, where the config asks for them."""
+def criticism_outputs(selection):
+    """The calibration, prior checks and leave one site out of a selection, where the config asks for them."""
     wanted = config["criticism"]
     files = ["tables/loo_pit.csv", "figures/loo_pit.png"] if wanted["calibration"] else []
     if wanted["prior_checks"]:
         files += ["tables/prior_predictive.csv", "tables/prior_sensitivity.csv", "figures/prior_predictive.png"]
+    if leaves_sites_out(selection):
+        files += [f"tables/{name}" for name in ("leave_one_site_out.csv", "leave_one_site_out_comparison.csv")]
+        files += ["figures/leave_one_site_out.png"]
     return files
 
 
@@ -143,9 +143,6 @@ def prior_tables(name):
     return expand(
         f"results/{{selection}}/tables/{name}", selection=SELECTIONS if config["criticism"]["prior_checks"] else []
     )
-
-
-LEAVE_ONE_SITE_OUT_TABLES = ["leave_one_site_out.csv", "leave_one_site_out_comparison.csv"]
 
 
 def leaves_sites_out(selection):

@@ -23,6 +23,7 @@ report: "workflow/report/workflow.rst"
 localrules:
     all,
     subset,
+    findings,
     convergence_gate,
 
 

@@ -48,6 +48,9 @@ def test_every_other_result_is_written(failed_run):
     assert list(verdict["passed"]) == [True, False, True]
     assert "too few draws" in verdict.loc["no_pooling", "likely_cause"]
     assert not (workdir / "results" / "convergence_gate.txt").exists()
+    findings = (workdir / "results" / "findings.txt").read_text()
+    assert "Convergence gate (tables/convergence.csv, tables/formula_convergence.csv): 1 failed it" in findings
+    assert "  no_pooling on first5: sigma[" in findings and "likely cause: too few draws" in findings
 
 
 @pytest.mark.slow
@@ -57,8 +60,10 @@ def test_the_report_shows_the_failure(failed_run):
     assert result.returncode == 0, result.stderr[-3000:]
     with zipfile.ZipFile(workdir / "results" / "report.zip") as report:
         tables = [report.read(name).decode() for name in report.namelist() if name.endswith("convergence.csv")]
+        front_page = report.read("report/report.html").decode()
     models = [table for table in tables if "no_pooling" in table]
     assert len(tables) == 2 and len(models) == 1 and "too few draws" in models[0]
+    assert "Findings: what to check" in front_page and "no_pooling on first5: sigma[" in front_page
 
 
 def test_a_diagnostic_that_cannot_be_computed_fails_the_gate():

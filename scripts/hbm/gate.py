@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from hbm.data import Grouped
 from hbm.models import SCALE_PARAMETERS
@@ -56,3 +57,15 @@ def likely_causes(failures: list[str], parameterization: str, data: Grouped, pri
     if parameterization in ("centered", "noncentered") and any("divergent" in failure for failure in failures):
         causes.append(f"the {parameterization} parameterization diverges on such data: use parameterization: marginal")
     return causes + prior_conflicts(priors, data)
+
+
+def failed_fits(tables) -> list[str]:
+    """Each fit that failed the gate, from (selection, its convergence.csv or formula_convergence.csv)
+    pairs: the model, selection, failures and likely cause."""
+    lines = []
+    for selection, path in tables:
+        table = pd.read_csv(path, keep_default_na=False)
+        for row in table[~table["passed"]].itertuples():
+            cause = f"\n    likely cause: {row.likely_cause}" if row.likely_cause else ""
+            lines.append(f"{row.model} on {selection}: {row.failures}{cause}")
+    return lines

@@ -138,6 +138,13 @@ def criticism_outputs(selection):
     return files
 
 
+def calibration_tables():
+    """Each selection's LOO-PIT table, where the config asks for calibration checks."""
+    return expand(
+        "results/{selection}/tables/loo_pit.csv", selection=SELECTIONS if config["criticism"]["calibration"] else []
+    )
+
+
 def prior_tables(name):
     """Each selection's prior check table `name`, where the config asks for prior checks."""
     return expand(
@@ -209,7 +216,7 @@ def convergence_tables():
 
 
 def all_outputs():
-    return other_outputs() + ["results/convergence_gate.txt"]
+    return other_outputs() + ["results/findings.txt", "results/convergence_gate.txt"]
 
 
 def per_model(pattern):

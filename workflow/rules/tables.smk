@@ -54,13 +54,34 @@ rule loo_comparison:
         "../../scripts/loo_comparison.py"
 
 
-# Last: every other target is its input, so a failed gate never stops another result from being written.
-rule convergence_gate:
+# Last but one: every other target is its input, and it is written whatever the gate's verdict.
+rule findings:
     input:
         tables=convergence_tables(),
         prior_predictive=prior_tables("prior_predictive.csv"),
         prior_sensitivity=prior_tables("prior_sensitivity.csv"),
+        calibration=calibration_tables(),
         everything_else=other_outputs(),
+    output:
+        report("results/findings.txt", caption="../report/findings.rst", category="findings"),
+    log:
+        "logs/findings.log",
+    conda:
+        ENV
+    params:
+        selections=[Path(path).parts[1] for path in convergence_tables()],
+        selections_with_priors=SELECTIONS if config["criticism"]["prior_checks"] else [],
+        selections_with_calibration=SELECTIONS if config["criticism"]["calibration"] else [],
+        outcome=config["outcome"],
+    script:
+        "../../scripts/findings.py"
+
+
+# Last: under `on_failure: stop` a failed fit ends the run here, after every other result is written.
+rule convergence_gate:
+    input:
+        tables=convergence_tables(),
+        findings="results/findings.txt",
     output:
         "results/convergence_gate.txt",
     log:
@@ -70,7 +91,5 @@ rule convergence_gate:
     params:
         selections=[Path(path).parts[1] for path in convergence_tables()],
         on_failure=config["convergence"]["on_failure"],
-        selections_with_priors=SELECTIONS if config["criticism"]["prior_checks"] else [],
-        outcome=config["outcome"],
     script:
         "../../scripts/convergence_gate.py"

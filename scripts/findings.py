@@ -1,0 +1,87 @@
+"""What a reader should check before trusting the run's numbers, on the report's front page: each fit
+that failed the convergence gate (with its likely cause), each model whose priors disagree with the
+data, and each model whose predictions are not calibrated. Written whatever the gate's verdict."""
+
+import textwrap
+
+import pandas as pd
+
+from hbm import criticism, gate, io
+
+CALIBRATION_LEVEL = 0.05  # LOO-PIT uniformity p-values below it are flagged
+
+
+def findings(tables: list, out_path, priors=(), calibration=(), outcome="", log_path=None):
+    """`tables`: (selection, its convergence.csv or formula_convergence.csv); `priors`: (selection, its
+    prior_predictive.csv, its prior_sensitivity.csv); `calibration`: (selection, its loo_pit.csv).
+    Empty `priors` or `calibration`: that check was not run. Each finding is logged as a warning."""
+    log = io.setup_logging(log_path)
+    failed = gate.failed_fits(tables)
+    cautions = prior_cautions(priors, outcome)
+    uncalibrated = calibration_cautions(calibration)
+    for line in failed + cautions + uncalibrated:
+        log.warning("%s", line)
+    sections = [
+        section(
+            "Convergence gate (tables/convergence.csv, tables/formula_convergence.csv)",
+            failed,
+            "every fit passed",
+            "failed it; their results are marked as failed wherever they appear",
+        ),
+        section(
+            "Priors (tables/prior_predictive.csv, tables/prior_sensitivity.csv)",
+            cautions,
+            "no model's priors disagree with the data" if priors else "not checked (criticism.prior_checks: false)",
+            "disagree with the data",
+        ),
+        section(
+            "Calibration (tables/loo_pit.csv)",
+            uncalibrated,
+            f"no model's LOO-PIT departs from uniform (p >= {CALIBRATION_LEVEL})"
+            if calibration
+            else "not checked (criticism.calibration: false)",
+            f"LOO-PIT departs from uniform (p < {CALIBRATION_LEVEL}); see figures/loo_pit.png",
+        ),
+    ]
+    with io.atomic_path(out_path) as tmp:
+        tmp.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
+
+
+def section(title: str, lines: list[str], if_none: str, if_any: str) -> str:
+    if not lines:
+        return f"{title}: {if_none}."
+    return f"{title}: {len(lines)} {if_any}:\n" + textwrap.indent("\n".join(lines), "  ")
+
+
+def prior_cautions(priors, outcome: str) -> list[str]:
+    """Every selection's prior warnings (`criticism.prior_warnings`), each line naming the selection."""
+    lines = []
+    for selection, predictive, sensitivity in priors:
+        found = criticism.prior_warnings(pd.read_csv(predictive), pd.read_csv(sensitivity), outcome)
+        lines += [f"{selection}: {line}" for line in found]
+    return lines
+
+
+def calibration_cautions(calibration) -> list[str]:
+    """Each model of each selection whose LOO-PIT uniformity test has p below `CALIBRATION_LEVEL`."""
+    lines = []
+    for selection, path in calibration:
+        table = pd.read_csv(path, keep_default_na=False)
+        p = pd.to_numeric(table["uniformity_p"], errors="coerce")
+        for row, value in zip(table[p < CALIBRATION_LEVEL].itertuples(), p[p < CALIBRATION_LEVEL], strict=True):
+            note = f" ({row.note})" if row.note else ""
+            lines.append(f"{selection}: {row.model}: p = {value:.2g}{note}")
+    return lines
+
+
+if __name__ == "__main__" and "snakemake" in globals():
+    sm = snakemake  # noqa: F821
+    io.run_step(
+        findings,
+        list(zip(sm.params.selections, sm.input.tables)),
+        sm.output[0],
+        list(zip(sm.params.selections_with_priors, sm.input.prior_predictive, sm.input.prior_sensitivity)),
+        list(zip(sm.params.selections_with_calibration, sm.input.calibration)),
+        sm.params.outcome,
+        sm.log[0],
+    )

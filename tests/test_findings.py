@@ -1,0 +1,75 @@
+"""The run's findings, on the report's front page: failed fits, priors that disagree with the data and
+uncalibrated predictions, each named with its selection and model; nothing where nothing is wrong."""
+
+import pandas as pd
+
+from findings import findings
+
+
+def write(path, rows):
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def convergence(tmp_path, failed: bool):
+    no_pooling = {"model": "no_pooling", "divergences": 0, "failures": "none", "likely_cause": "", "passed": True}
+    if failed:
+        no_pooling |= {"failures": "sigma[Oslo]: ess_bulk 80 < 400", "likely_cause": "too few draws", "passed": False}
+    passed = {"model": "complete_pooling", "divergences": 0, "failures": "none", "likely_cause": "", "passed": True}
+    return write(tmp_path / f"convergence_{failed}.csv", [passed, no_pooling])
+
+
+def priors(tmp_path):
+    data = {"model": "data", "q01": 22, "q99": 60, "data_inside_99": None, "conflict": None}
+    predictive = [data, {"model": "complete_pooling", "q01": -9, "q99": 9, "data_inside_99": 0.0, "conflict": True}]
+    sensitivity = [
+        {
+            "model": "no_pooling",
+            "parameter": "mu[Oslo]",
+            "diagnosis": "potential prior-data conflict",
+            "fit_passed": True,
+        },
+        {"model": "no_pooling", "parameter": "sigma[Oslo]", "diagnosis": "✓", "fit_passed": True},
+    ]
+    return write(tmp_path / "predictive.csv", predictive), write(tmp_path / "sensitivity.csv", sensitivity)
+
+
+def loo_pit(tmp_path):
+    rows = [
+        {"model": "complete_pooling", "uniformity_p": 0.0007, "note": ""},
+        {"model": "no_pooling", "uniformity_p": 0.31, "note": ""},
+        {"model": "partial_pooling", "uniformity_p": None, "note": "stored per site: not tested"},
+    ]
+    return write(tmp_path / "loo_pit.csv", rows)
+
+
+def test_every_finding_is_named(tmp_path):
+    out = tmp_path / "findings.txt"
+    findings(
+        [("first5", convergence(tmp_path, failed=True))],
+        out,
+        [("first5", *priors(tmp_path))],
+        [("first5", loo_pit(tmp_path))],
+        "scontrol",
+    )
+    text = out.read_text()
+    gate, prior, calibration = text.strip().split("\n\n")
+    assert gate.splitlines()[1:] == [
+        "  no_pooling on first5: sigma[Oslo]: ess_bulk 80 < 400",
+        "      likely cause: too few draws",
+    ]
+    assert "1 failed it" in gate and "complete_pooling" not in gate
+    assert "2 disagree" in prior and "first5: complete_pooling: only 0% of the observed scontrol" in prior
+    assert "first5: no_pooling: potential prior-data conflict for mu[Oslo] " in prior and "sigma[Oslo]" not in prior
+    assert calibration.splitlines()[1:] == ["  first5: complete_pooling: p = 0.0007"]
+
+
+def test_nothing_is_flagged_where_nothing_is_wrong(tmp_path):
+    out = tmp_path / "findings.txt"
+    findings([("all", convergence(tmp_path, failed=False))], out)
+    assert out.read_text().splitlines()[::2] == [
+        "Convergence gate (tables/convergence.csv, tables/formula_convergence.csv): every fit passed.",
+        "Priors (tables/prior_predictive.csv, tables/prior_sensitivity.csv): "
+        "not checked (criticism.prior_checks: false).",
+        "Calibration (tables/loo_pit.csv): not checked (criticism.calibration: false).",
+    ]

@@ -14,7 +14,8 @@ CALIBRATION_LEVEL = 0.05  # LOO-PIT uniformity p-values below it are flagged
 def findings(tables: list, out_path, priors=(), calibration=(), outcome="", log_path=None):
     """`tables`: (selection, its convergence.csv or formula_convergence.csv); `priors`: (selection, its
     prior_predictive.csv, its prior_sensitivity.csv); `calibration`: (selection, its loo_pit.csv).
-    Empty `priors` or `calibration`: that check was not run. Each finding is logged as a warning."""
+    Empty `priors` or `calibration`: that check was not run. Each finding is logged as a warning and
+    written as an indented line (the gate step repeats the file at the end of the run where it has one)."""
     log = io.setup_logging(log_path)
     failed = gate.failed_fits(tables)
     cautions = prior_cautions(priors, outcome)

@@ -73,3 +73,18 @@ def test_nothing_is_flagged_where_nothing_is_wrong(tmp_path):
         "not checked (criticism.prior_checks: false).",
         "Calibration (tables/loo_pit.csv): not checked (criticism.calibration: false).",
     ]
+
+
+def test_the_gate_repeats_the_findings_where_they_flag_anything(tmp_path):
+    from convergence_gate import convergence_gate
+
+    tables = [("all", convergence(tmp_path, failed=False))]
+    for flagged in (False, True):
+        out = tmp_path / f"findings_{flagged}.txt"
+        priors_checked = [("all", *priors(tmp_path))] if flagged else []
+        findings(tables, out, priors_checked, [], "scontrol")
+        convergence_gate(tables, tmp_path / "gate.txt", "stop", out, tmp_path / "gate.log")
+        log = (tmp_path / "gate.log").read_text()
+        assert ("WARNING hbm: findings of this run" in log) == flagged
+        assert ("all: no_pooling: potential prior-data conflict for mu[Oslo]" in log) == flagged
+        assert (tmp_path / "gate.txt").read_text() == "every fit passed\n"

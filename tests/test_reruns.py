@@ -67,7 +67,8 @@ def test_changing_a_plot_option_reruns_only_plotting_steps(tmp_path, config):
     }
     plots = {"plot_all_sites", "plot_selection", "plot_fits", "plot_checks", "plot_formulas"}
     plots |= {"calibration", "prior_checks"}  # their figures beside their tables
-    # the findings and the gate's verdict come after every artifact, figures included: written again too
+    # the gate's verdict comes after every artifact, figures included, so it is written again too; the
+    # findings read the tables of those two steps, which are written again
     assert planned - {"all", "total"} == plots | {"findings", "convergence_gate"}, result.stdout
 
 

@@ -1,6 +1,7 @@
 """What a reader should check before trusting the run's numbers, on the report's front page: each fit
 that failed the convergence gate (with its likely cause), each model whose priors disagree with the
-data, and each model whose predictions are not calibrated. Written whatever the gate's verdict."""
+data, each model whose predictions are not calibrated, and each model comparison that cannot be
+trusted as it stands. Written whatever the gate's verdict."""
 
 import textwrap
 
@@ -11,23 +12,25 @@ from hbm import criticism, gate, io
 CALIBRATION_LEVEL = 0.05  # LOO-PIT uniformity p-values below it are flagged
 
 
-def findings(tables: list, out_path, priors=(), calibration=(), outcome="", log_path=None):
+def findings(tables: list, out_path, priors=(), calibration=(), comparisons=(), outcome="", log_path=None):
     """`tables`: (selection, its convergence.csv or formula_convergence.csv); `priors`: (selection, its
-    prior_predictive.csv, its prior_sensitivity.csv); `calibration`: (selection, its loo_pit.csv).
+    prior_predictive.csv, its prior_sensitivity.csv); `calibration`: (selection, its loo_pit.csv);
+    `comparisons`: (selection, its loo_comparison.csv or leave_one_site_out_comparison.csv).
     Empty `priors` or `calibration`: that check was not run. Each finding is logged as a warning and
     written as an indented line (the gate step repeats the file at the end of the run where it has one)."""
     log = io.setup_logging(log_path)
     failed = gate.failed_fits(tables)
     cautions = prior_cautions(priors, outcome)
     uncalibrated = calibration_cautions(calibration)
-    for line in failed + cautions + uncalibrated:
+    untrusted = comparison_cautions(comparisons)
+    for line in failed + cautions + uncalibrated + untrusted:
         log.warning("%s", line)
     sections = [
         section(
             "Convergence gate (tables/convergence.csv, tables/formula_convergence.csv)",
             failed,
             "every fit passed",
-            "failed it; their results are marked as failed wherever they appear",
+            "FAILED, marked as failed wherever their results appear",
         ),
         section(
             "Priors (tables/prior_predictive.csv, tables/prior_sensitivity.csv)",
@@ -43,6 +46,14 @@ def findings(tables: list, out_path, priors=(), calibration=(), outcome="", log_
             else "not checked (criticism.calibration: false)",
             f"LOO-PIT departs from uniform (p < {CALIBRATION_LEVEL}); see figures/loo_pit.png",
         ),
+        section(
+            "Model comparison (tables/loo_comparison.csv, tables/leave_one_site_out_comparison.csv)",
+            untrusted,
+            "every PSIS-LOO estimate is reliable and every leave-one-site-out fold passed the gate"
+            if comparisons
+            else "none in this run",
+            "need care",
+        ),
     ]
     with io.atomic_path(out_path) as tmp:
         tmp.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
@@ -51,7 +62,7 @@ def findings(tables: list, out_path, priors=(), calibration=(), outcome="", log_
 def section(title: str, lines: list[str], if_none: str, if_any: str) -> str:
     if not lines:
         return f"{title}: {if_none}."
-    return f"{title}: {len(lines)} {if_any}:\n" + textwrap.indent("\n".join(lines), "  ")
+    return f"{title}: {if_any} ({len(lines)}):\n" + textwrap.indent("\n".join(lines), "  ")
 
 
 def prior_cautions(priors, outcome: str) -> list[str]:
@@ -75,6 +86,27 @@ def calibration_cautions(calibration) -> list[str]:
     return lines
 
 
+def comparison_cautions(comparisons) -> list[str]:
+    """Each model whose PSIS-LOO estimate is not reliable (Pareto k above ArviZ's threshold even after
+    the remedy) and each model with leave-one-site-out folds that failed the convergence gate."""
+    lines = []
+    for selection, path in comparisons:
+        table = pd.read_csv(path, keep_default_na=False)
+        if "reliable" in table:
+            for row in table[table["reliable"].astype(str).str.lower() != "true"].itertuples():
+                lines.append(
+                    f"{selection}: {row.model}: PSIS-LOO not reliable ({row.unreliable} rows with Pareto k above "
+                    f"{row.k_threshold} after the remedy: {row.remedy})"
+                )
+        else:
+            for row in table[table["failed_folds"] > 0].itertuples():
+                lines.append(
+                    f"{selection}: {row.model}: {row.failed_folds} of {row.sites} leave-one-site-out folds failed "
+                    "the convergence gate (tables/leave_one_site_out.csv)"
+                )
+    return lines
+
+
 if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
     io.run_step(
@@ -83,6 +115,7 @@ if __name__ == "__main__" and "snakemake" in globals():
         sm.output[0],
         list(zip(sm.params.selections_with_priors, sm.input.prior_predictive, sm.input.prior_sensitivity)),
         list(zip(sm.params.selections_with_calibration, sm.input.calibration)),
+        list(zip(sm.params.selections_of_comparisons, sm.input.comparisons)),
         sm.params.outcome,
         sm.log[0],
     )

@@ -49,7 +49,7 @@ def test_every_other_result_is_written(failed_run):
     assert "too few draws" in verdict.loc["no_pooling", "likely_cause"]
     assert not (workdir / "results" / "convergence_gate.txt").exists()
     findings = (workdir / "results" / "findings.txt").read_text()
-    assert "Convergence gate (tables/convergence.csv, tables/formula_convergence.csv): 1 failed it" in findings
+    assert "Convergence gate (tables/convergence.csv, tables/formula_convergence.csv): FAILED" in findings
     assert "  no_pooling on first5: sigma[" in findings and "likely cause: too few draws" in findings
 
 

@@ -43,6 +43,18 @@ def loo_pit(tmp_path):
     return write(tmp_path / "loo_pit.csv", rows)
 
 
+def comparisons(tmp_path):
+    loo = [
+        {"model": "partial_pooling", "unreliable": 0, "k_threshold": 0.7, "remedy": "PSIS", "reliable": True},
+        {"model": "no_pooling", "unreliable": 3, "k_threshold": 0.7, "remedy": "exact refits", "reliable": False},
+    ]
+    logo = [
+        {"model": "partial_pooling", "sites": 5, "failed_folds": 0},
+        {"model": "complete_pooling", "sites": 5, "failed_folds": 2},
+    ]
+    return [("first5", write(tmp_path / "loo.csv", loo)), ("first5", write(tmp_path / "logo.csv", logo))]
+
+
 def test_every_finding_is_named(tmp_path):
     out = tmp_path / "findings.txt"
     findings(
@@ -50,18 +62,26 @@ def test_every_finding_is_named(tmp_path):
         out,
         [("first5", *priors(tmp_path))],
         [("first5", loo_pit(tmp_path))],
+        comparisons(tmp_path),
         "scontrol",
     )
     text = out.read_text()
-    gate, prior, calibration = text.strip().split("\n\n")
+    gate, prior, calibration, comparison = text.strip().split("\n\n")
     assert gate.splitlines()[1:] == [
         "  no_pooling on first5: sigma[Oslo]: ess_bulk 80 < 400",
         "      likely cause: too few draws",
     ]
-    assert "1 failed it" in gate and "complete_pooling" not in gate
-    assert "2 disagree" in prior and "first5: complete_pooling: only 0% of the observed scontrol" in prior
+    assert "FAILED, marked as failed wherever their results appear (1):" in gate and "complete_pooling" not in gate
+    assert (
+        "disagree with the data (2):" in prior and "first5: complete_pooling: only 0% of the observed scontrol" in prior
+    )
     assert "first5: no_pooling: potential prior-data conflict for mu[Oslo] " in prior and "sigma[Oslo]" not in prior
     assert calibration.splitlines()[1:] == ["  first5: complete_pooling: p = 0.0007"]
+    assert comparison.splitlines()[1:] == [
+        "  first5: no_pooling: PSIS-LOO not reliable (3 rows with Pareto k above 0.7 after the remedy: exact refits)",
+        "  first5: complete_pooling: 2 of 5 leave-one-site-out folds failed the convergence gate "
+        "(tables/leave_one_site_out.csv)",
+    ]
 
 
 def test_nothing_is_flagged_where_nothing_is_wrong(tmp_path):
@@ -72,6 +92,7 @@ def test_nothing_is_flagged_where_nothing_is_wrong(tmp_path):
         "Priors (tables/prior_predictive.csv, tables/prior_sensitivity.csv): "
         "not checked (criticism.prior_checks: false).",
         "Calibration (tables/loo_pit.csv): not checked (criticism.calibration: false).",
+        "Model comparison (tables/loo_comparison.csv, tables/leave_one_site_out_comparison.csv): none in this run.",
     ]
 
 
@@ -82,7 +103,7 @@ def test_the_gate_repeats_the_findings_where_they_flag_anything(tmp_path):
     for flagged in (False, True):
         out = tmp_path / f"findings_{flagged}.txt"
         priors_checked = [("all", *priors(tmp_path))] if flagged else []
-        findings(tables, out, priors_checked, [], "scontrol")
+        findings(tables, out, priors_checked, [], [], "scontrol")
         convergence_gate(tables, tmp_path / "gate.txt", "stop", out, tmp_path / "gate.log")
         log = (tmp_path / "gate.log").read_text()
         assert ("WARNING hbm: findings of this run" in log) == flagged

@@ -61,6 +61,7 @@ rule findings:
         prior_predictive=prior_tables("prior_predictive.csv"),
         prior_sensitivity=prior_tables("prior_sensitivity.csv"),
         calibration=calibration_tables(),
+        comparisons=comparison_tables(),
     output:
         report("results/findings.txt", caption="../report/findings.rst", category="findings"),
     log:
@@ -71,6 +72,7 @@ rule findings:
         selections=[Path(path).parts[1] for path in convergence_tables()],
         selections_with_priors=SELECTIONS if config["criticism"]["prior_checks"] else [],
         selections_with_calibration=SELECTIONS if config["criticism"]["calibration"] else [],
+        selections_of_comparisons=[Path(path).parts[1] for path in comparison_tables()],
         outcome=config["outcome"],
     script:
         "../../scripts/findings.py"

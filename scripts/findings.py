@@ -12,17 +12,17 @@ from hbm import criticism, gate, io
 CALIBRATION_LEVEL = 0.05  # LOO-PIT uniformity p-values below it are flagged
 
 
-def findings(tables: list, out_path, priors=(), calibration=(), comparisons=(), outcome="", log_path=None):
+def findings(tables: list, out_path, priors=(), calibration=(), loo=(), logo=(), outcome="", log_path=None):
     """`tables`: (selection, its convergence.csv or formula_convergence.csv); `priors`: (selection, its
     prior_predictive.csv, its prior_sensitivity.csv); `calibration`: (selection, its loo_pit.csv);
-    `comparisons`: (selection, its loo_comparison.csv or leave_one_site_out_comparison.csv).
-    Empty `priors` or `calibration`: that check was not run. Each finding is logged as a warning and
+    `loo`: (selection, its loo_comparison.csv); `logo`: (selection, its leave_one_site_out_comparison.csv).
+    Empty `priors`, `calibration` or `logo`: that check was not run. Each finding is logged as a warning and
     written as an indented line (the gate step repeats the file at the end of the run where it has one)."""
     log = io.setup_logging(log_path)
     failed = gate.failed_fits(tables)
     cautions = prior_cautions(priors, outcome)
     uncalibrated = calibration_cautions(calibration)
-    untrusted = comparison_cautions(comparisons)
+    untrusted = comparison_cautions(loo, logo)
     for line in failed + cautions + uncalibrated + untrusted:
         log.warning("%s", line)
     sections = [
@@ -39,19 +39,18 @@ def findings(tables: list, out_path, priors=(), calibration=(), comparisons=(), 
             "disagree with the data",
         ),
         section(
-            "Calibration (tables/loo_pit.csv)",
+            "Calibration (tables/loo_pit.csv, figures/loo_pit.png)",
             uncalibrated,
             f"no model's LOO-PIT departs from uniform (p >= {CALIBRATION_LEVEL})"
             if calibration
             else "not checked (criticism.calibration: false)",
-            f"LOO-PIT departs from uniform (p < {CALIBRATION_LEVEL}); see figures/loo_pit.png",
+            f"LOO-PIT departs from uniform (p < {CALIBRATION_LEVEL})",
         ),
         section(
             "Model comparison (tables/loo_comparison.csv, tables/leave_one_site_out_comparison.csv)",
             untrusted,
-            "every PSIS-LOO estimate is reliable and every leave-one-site-out fold passed the gate"
-            if comparisons
-            else "none in this run",
+            "every PSIS-LOO estimate is reliable"
+            + (" and every leave-one-site-out fold passed the gate" if logo else " (leave one site out not run)"),
             "need care",
         ),
     ]
@@ -86,24 +85,24 @@ def calibration_cautions(calibration) -> list[str]:
     return lines
 
 
-def comparison_cautions(comparisons) -> list[str]:
+def comparison_cautions(loo, logo) -> list[str]:
     """Each model whose PSIS-LOO estimate is not reliable (Pareto k above ArviZ's threshold even after
     the remedy) and each model with leave-one-site-out folds that failed the convergence gate."""
     lines = []
-    for selection, path in comparisons:
+    for selection, path in loo:
         table = pd.read_csv(path, keep_default_na=False)
-        if "reliable" in table:
-            for row in table[table["reliable"].astype(str).str.lower() != "true"].itertuples():
-                lines.append(
-                    f"{selection}: {row.model}: PSIS-LOO not reliable ({row.unreliable} rows with Pareto k above "
-                    f"{row.k_threshold} after the remedy: {row.remedy})"
-                )
-        else:
-            for row in table[table["failed_folds"] > 0].itertuples():
-                lines.append(
-                    f"{selection}: {row.model}: {row.failed_folds} of {row.sites} leave-one-site-out folds failed "
-                    "the convergence gate (tables/leave_one_site_out.csv)"
-                )
+        for row in table[table["reliable"].astype(str).str.lower() != "true"].itertuples():
+            lines.append(
+                f"{selection}: {row.model}: PSIS-LOO not reliable ({row.unreliable} rows with Pareto k above "
+                f"{row.k_threshold} after the remedy: {row.remedy})"
+            )
+    for selection, path in logo:
+        table = pd.read_csv(path)
+        for row in table[table["failed_folds"] > 0].itertuples():
+            lines.append(
+                f"{selection}: {row.model}: {row.failed_folds} of {row.sites} leave-one-site-out folds failed "
+                "the convergence gate (tables/leave_one_site_out.csv)"
+            )
     return lines
 
 
@@ -111,11 +110,12 @@ if __name__ == "__main__" and "snakemake" in globals():
     sm = snakemake  # noqa: F821
     io.run_step(
         findings,
-        list(zip(sm.params.selections, sm.input.tables)),
+        list(zip(sm.params.tables_of, sm.input.tables)),
         sm.output[0],
         list(zip(sm.params.selections_with_priors, sm.input.prior_predictive, sm.input.prior_sensitivity)),
         list(zip(sm.params.selections_with_calibration, sm.input.calibration)),
-        list(zip(sm.params.selections_of_comparisons, sm.input.comparisons)),
+        list(zip(sm.params.selections, sm.input.loo)),
+        list(zip(sm.params.selections_leaving_sites_out, sm.input.logo)),
         sm.params.outcome,
         sm.log[0],
     )

@@ -52,7 +52,7 @@ def comparisons(tmp_path):
         {"model": "partial_pooling", "sites": 5, "failed_folds": 0},
         {"model": "complete_pooling", "sites": 5, "failed_folds": 2},
     ]
-    return [("first5", write(tmp_path / "loo.csv", loo)), ("first5", write(tmp_path / "logo.csv", logo))]
+    return [("first5", write(tmp_path / "loo.csv", loo))], [("first5", write(tmp_path / "logo.csv", logo))]
 
 
 def test_every_finding_is_named(tmp_path):
@@ -62,7 +62,7 @@ def test_every_finding_is_named(tmp_path):
         out,
         [("first5", *priors(tmp_path))],
         [("first5", loo_pit(tmp_path))],
-        comparisons(tmp_path),
+        *comparisons(tmp_path),
         "scontrol",
     )
     text = out.read_text()
@@ -91,8 +91,9 @@ def test_nothing_is_flagged_where_nothing_is_wrong(tmp_path):
         "Convergence gate (tables/convergence.csv, tables/formula_convergence.csv): every fit passed.",
         "Priors (tables/prior_predictive.csv, tables/prior_sensitivity.csv): "
         "not checked (criticism.prior_checks: false).",
-        "Calibration (tables/loo_pit.csv): not checked (criticism.calibration: false).",
-        "Model comparison (tables/loo_comparison.csv, tables/leave_one_site_out_comparison.csv): none in this run.",
+        "Calibration (tables/loo_pit.csv, figures/loo_pit.png): not checked (criticism.calibration: false).",
+        "Model comparison (tables/loo_comparison.csv, tables/leave_one_site_out_comparison.csv): "
+        "every PSIS-LOO estimate is reliable (leave one site out not run).",
     ]
 
 
@@ -103,7 +104,7 @@ def test_the_gate_repeats_the_findings_where_they_flag_anything(tmp_path):
     for flagged in (False, True):
         out = tmp_path / f"findings_{flagged}.txt"
         priors_checked = [("all", *priors(tmp_path))] if flagged else []
-        findings(tables, out, priors_checked, [], [], "scontrol")
+        findings(tables, out, priors_checked, [], [], [], "scontrol")
         convergence_gate(tables, tmp_path / "gate.txt", "stop", out, tmp_path / "gate.log")
         log = (tmp_path / "gate.log").read_text()
         assert ("WARNING hbm: findings of this run" in log) == flagged

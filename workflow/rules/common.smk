@@ -145,16 +145,6 @@ def calibration_tables():
     )
 
 
-def comparison_tables():
-    """Each selection's model comparisons: PSIS-LOO, then leave one site out where it is run."""
-    files = []
-    for selection in SELECTIONS:
-        files.append(f"results/{selection}/tables/loo_comparison.csv")
-        if leaves_sites_out(selection):
-            files.append(f"results/{selection}/tables/leave_one_site_out_comparison.csv")
-    return files
-
-
 def prior_tables(name):
     """Each selection's prior check table `name`, where the config asks for prior checks."""
     return expand(
@@ -167,6 +157,9 @@ def leaves_sites_out(selection):
     predicts new sites, and two sites or more."""
     sites = config["selections"][selection]
     return bool(PREDICTING_MODELS) and (sites == "all" or len(sites) > 1)
+
+
+LEAVING_SITES_OUT = [selection for selection in SELECTIONS if leaves_sites_out(selection)]
 
 
 def held_out_folds(wildcards):

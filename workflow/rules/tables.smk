@@ -61,7 +61,8 @@ rule findings:
         prior_predictive=prior_tables("prior_predictive.csv"),
         prior_sensitivity=prior_tables("prior_sensitivity.csv"),
         calibration=calibration_tables(),
-        comparisons=comparison_tables(),
+        loo=expand("results/{selection}/tables/loo_comparison.csv", selection=SELECTIONS),
+        logo=expand("results/{selection}/tables/leave_one_site_out_comparison.csv", selection=LEAVING_SITES_OUT),
     output:
         report("results/findings.txt", caption="../report/findings.rst", category="findings"),
     log:
@@ -69,10 +70,11 @@ rule findings:
     conda:
         ENV
     params:
-        selections=[Path(path).parts[1] for path in convergence_tables()],
+        selections=SELECTIONS,
+        tables_of=[Path(path).parts[1] for path in convergence_tables()],
         selections_with_priors=SELECTIONS if config["criticism"]["prior_checks"] else [],
         selections_with_calibration=SELECTIONS if config["criticism"]["calibration"] else [],
-        selections_of_comparisons=[Path(path).parts[1] for path in comparison_tables()],
+        selections_leaving_sites_out=LEAVING_SITES_OUT,
         outcome=config["outcome"],
     script:
         "../../scripts/findings.py"

@@ -156,8 +156,9 @@ def _posterior_predictive(model, sampled, frame, selection, name, settings, attr
 
 
 def _new_site(model, tree, data_path, table, site, selection, name, settings) -> xr.DataTree:
-    """Predictions of a site the formula never saw: bambi draws the site's group effects from their
-    population, then its rows (as partial pooling's new-site files: group `predictions`)."""
+    """Predictions of a site the formula never saw: bambi gives it the group effects of a fitted site
+    picked at random per draw (`formulas.new_group_draws`), then its rows (as partial pooling's new-site
+    files: group `predictions`)."""
     from hbm import data as hdata
     from hbm import formulas, pointwise
 

@@ -1,12 +1,16 @@
-"""One fold of leave one site out: fit each model that predicts new sites to the selection without
-one of its sites, and predict that site's rows as a new site, as Zurich is predicted."""
+"""One fold of leave one site out: fit each model that predicts new sites (and each formula the config
+leaves sites out of) to the selection without one of its sites, and predict that site's rows as a new
+site, as Zurich is predicted."""
 
 import pandas as pd
 
 from hbm import io
 
 
-def leave_one_site_out(data_path, out_path, site: str, selection: str, settings: dict, compiledir=None, log_path=None):
+def leave_one_site_out(
+    data_path, out_path, site: str, selection: str, settings: dict, compiledir=None, source=None, log_path=None
+):
+    """`data_path`: the selection's rows; `source`: the data file, for the other columns formulas use."""
     log = io.setup_logging(log_path)
     if compiledir:
         io.use_compile_cache(compiledir)
@@ -22,9 +26,16 @@ def leave_one_site_out(data_path, out_path, site: str, selection: str, settings:
         len(rest.sites),
         held_out.size,
     )
-    rows = []
-    for name in settings["models"]:
-        row = criticism.fold(name, rest, held_out, site, selection, settings)
+    rows = [criticism.fold(name, rest, held_out, site, selection, settings) for name in settings["models"]]
+    if settings["formulas"]:
+        from hbm import formulas
+
+        table = formulas.read_rows(data_path, settings["group"])
+        rows += [
+            criticism.formula_fold(name, source, table, site, selection, settings) for name in settings["formulas"]
+        ]
+    for row in rows:
+        name = row["model"]
         log.info(
             "%s: lpd %.3f (MCSE %.3f), coverage %.2f, %s",
             name,
@@ -35,7 +46,6 @@ def leave_one_site_out(data_path, out_path, site: str, selection: str, settings:
         )
         if not row["passed"]:
             log.warning("%s without %s failed the convergence gate: %s", name, site, row["failures"])
-        rows.append(row)
     io.write_csv(pd.DataFrame(rows, columns=criticism.FOLD_COLUMNS), out_path)
 
 
@@ -49,5 +59,6 @@ if __name__ == "__main__" and "snakemake" in globals():
         sm.wildcards.selection,
         sm.params.settings,
         sm.params.compiledir,
+        sm.input.get("source"),
         sm.log[0],
     )

@@ -64,6 +64,50 @@ def test_leave_one_site_out_is_exact(folds):
         )
 
 
+@pytest.fixture(scope="module")
+def formula_folds(first5_csv, data_path):
+    """partial_pooling_bambi (the lecture's bambi formula with partial pooling's priors) left out site
+    by site, as the fold step runs it; with four sites bambi's sampler needs smaller steps than the
+    default's to avoid divergences (the models integrate the site means out and need none)."""
+    config = load_config("config/config.yaml")
+    spec = config["formulas"]["partial_pooling_bambi"]
+    sampling = config["sampling"] | spec["sampling"] | {"target_accept": 0.99}
+    config["formulas"] = {"partial_pooling_bambi": spec | {"sampling": sampling}}
+    config["formula_priors"] = config["models"]
+    rows = first5_csv[1][["obs_id", "Site", "scontrol"]]
+    return pd.DataFrame(
+        [criticism.formula_fold("partial_pooling_bambi", data_path, rows, site, "first5", config) for site in FIRST5]
+    )
+
+
+@pytest.mark.slow
+def test_a_formula_left_out_site_by_site_is_exact(folds, formula_folds):
+    """The same model written as a bambi formula: its joint lpd of each left-out site's rows agrees with
+    numerical integration too (its site effect integrated out around bambi's prediction without it)."""
+    data, _ = folds
+    groups = {site: data.y[data.site_idx == i] for i, site in enumerate(data.sites)}
+    for row in formula_folds.itertuples():
+        others = [rows for site, rows in groups.items() if site != row.site]
+        exact = partial_pooling_new_site_lpd(others, groups[row.site], m0=40, s0=20, rate_within=1, rate_between=1)
+        assert row.passed, row.failures
+        assert abs(row.lpd - exact) <= TOLERANCE_MCSE * row.lpd_mcse, (
+            f"{row.site}: lpd {row.lpd:.4f}, exact {exact:.4f}, MCSE {row.lpd_mcse:.4f}"
+        )
+    assert list(formula_folds["n"]) == [int(n) for n in data.n]
+    assert formula_folds["coverage_95"].between(0.5, 1).all()
+
+
+def test_which_formulas_have_a_joint_density_for_a_new_site():
+    from hbm.formulas import has_joint_new_site_density
+
+    assert has_joint_new_site_density({"formula": "y ~ 1 + x + (1|Site)"}, "Site")
+    assert has_joint_new_site_density({"formula": "y ~ 0 + (1|Site)"}, "Site")
+    assert not has_joint_new_site_density({"formula": "y ~ 1 + (1|Site)", "family": "t"}, "Site")
+    assert not has_joint_new_site_density({"formula": "y ~ 1 + (x|Site)"}, "Site")
+    assert not has_joint_new_site_density({"formula": "y ~ 1 + (1|Site) + (1|Region)"}, "Site")
+    assert not has_joint_new_site_density({"formula": "y ~ 1 + C(Site)"}, "Site")
+
+
 def test_folds_report_coverage_and_the_interval_of_the_mean(folds):
     data, table = folds
     assert list(table["n"]) == [int(n) for n in data.n]
@@ -75,6 +119,7 @@ def test_comparison_sums_folds_and_ranks_models():
     folds = pd.DataFrame(
         {
             "site": ["a", "b", "c"] * 2,
+            "n": [5, 7, 9] * 2,
             "model": ["complete_pooling"] * 3 + ["partial_pooling"] * 3,
             "lpd": [-10.0, -20.0, -30.0, -9.0, -21.0, -27.0],
             "lpd_mcse": [0.1, 0.2, 0.2, 0.1, 0.1, 0.1],
@@ -90,3 +135,21 @@ def test_comparison_sums_folds_and_ranks_models():
     assert table.loc["complete_pooling", "se"] == pytest.approx(np.sqrt(3 * 100.0))
     assert table.loc["complete_pooling", "mcse"] == pytest.approx(0.3)
     assert table.loc["partial_pooling", "failed_folds"] == 1
+
+
+def test_comparison_leaves_out_differences_on_fewer_rows():
+    """A formula that dropped rows (missing values in its columns) is scored on fewer rows: its
+    elpd_logo is shown, but not as a difference to the models scored on all of them."""
+    folds = pd.DataFrame(
+        {
+            "site": ["a", "b"] * 2,
+            "n": [5, 7, 5, 6],
+            "model": ["partial_pooling"] * 2 + ["with_age"] * 2,
+            "lpd": [-10.0, -14.0, -9.0, -11.0],
+            "lpd_mcse": [0.1] * 4,
+            "passed": [True] * 4,
+        }
+    )
+    table = criticism.comparison(folds)
+    assert list(table["model"]) == ["partial_pooling", "with_age"] and list(table["rows"]) == [12, 11]
+    assert table.loc[0, "elpd_diff"] == 0 and np.isnan(table.loc[1, "elpd_diff"]) and np.isnan(table.loc[1, "diff_se"])

@@ -25,7 +25,7 @@ FOLD_COLUMNS = [
     "failures",
     "passed",
 ]
-COMPARISON_COLUMNS = ["model", "sites", "elpd_logo", "se", "elpd_diff", "diff_se", "mcse", "failed_folds"]
+COMPARISON_COLUMNS = ["model", "sites", "rows", "elpd_logo", "se", "elpd_diff", "diff_se", "mcse", "failed_folds"]
 
 
 def lpd_with_mcse(log_p: np.ndarray) -> tuple[float, float]:
@@ -44,7 +44,7 @@ def fold(name: str, rest: Grouped, held_out: np.ndarray, site: str, selection: s
     """Fit model `name` to `rest` and predict the rows `held_out` of `site` as a new site: the joint
     log predictive density of those rows, with its MCSE, the share of them inside the 95% HDI of a
     new site's row, and the 95% HDI of the mean of a new site's rows of that size."""
-    from hbm import sampling, tables
+    from hbm import sampling
 
     spec = config["models"][name]
     settings = sampling_settings(config, name)
@@ -54,19 +54,58 @@ def fold(name: str, rest: Grouped, held_out: np.ndarray, site: str, selection: s
     tree, posterior, drawn_after = sampling.posterior_of(model, name, rest, spec, parameterization, settings, 1, rng)
     divergences = int(tree["sample_stats"]["diverging"].sum())
     failures = sampling.gate_failures(posterior.drop_vars(drawn_after), divergences, config["convergence"])
-    lpd, lpd_mcse = lpd_with_mcse(pointwise.new_site_log_density(posterior, name, held_out))
-    obs_id = np.arange(held_out.size)
-    draws = pointwise.new_site_predictive(posterior, name, obs_id, rng, config["storage"]["max_values"])
-    coverage = tables.new_site_coverage(site, io.draws_with_observed("predictions", draws, held_out, obs_id, {}))
-    lower, upper = tables.hdi_bounds(draws["y_est"].mean("obs_id"), 0.95)
+    log_p = pointwise.new_site_log_density(posterior, name, held_out)
+    draws = pointwise.new_site_predictive(
+        posterior, name, np.arange(held_out.size), rng, config["storage"]["max_values"]
+    )
+    return fold_row(name, site, held_out, log_p, draws["y_est"].values, divergences, failures)
+
+
+def formula_fold(name: str, source, rows: pd.DataFrame, site: str, selection: str, config: dict) -> dict:
+    """`fold` for formula `name` (config["formulas"][name], one with `formulas.has_joint_new_site_density`):
+    fitted with bambi to `rows` (obs_id, group, outcome) without `site`, the columns the formula uses
+    besides read from the data file `source`. The fixed part of each held-out row's mean is bambi's
+    prediction without the site's effect; the site's effect, ~ N(0, 1|group_sigma), is integrated out
+    of the density and drawn once per posterior draw for the predictions (as for the models)."""
+    from hbm import formulas, sampling
+
+    outcome, group, spec = config["outcome"], config["group"], config["formulas"][name]
+    rest, _ = formulas.frame_for(source, rows[rows[group] != site], spec["formula"], outcome, group)
+    held, _ = formulas.frame_for(source, rows[rows[group] == site], spec["formula"], outcome, group)
+    model = formulas.build(spec, rest, config["formula_priors"], group)
+    sampled = sampling.sample(model.backend.model, spec["sampling"], 1, formulas.stored_variables(model))
+    posterior = formulas.reported(sampled["posterior"].to_dataset())
+    divergences = int(sampled["sample_stats"]["diverging"].sum())
+    failures = sampling.gate_failures(posterior, divergences, config["convergence"])
+    y = held[outcome].to_numpy(float)
+    thinned, _ = pointwise.thinned(posterior, len(held), config["storage"]["max_values"])
+    means = formulas.fixed_means(model, thinned, held)
+    between, within = thinned[f"1|{group}_sigma"].values, thinned["sigma"].values
+    log_p = pointwise.compound_symmetric_log_density(y - means, between, within)
+    rng = io.rng_for(spec["sampling"]["seed"], selection, "leave_one_site_out", site, name)
+    effect = between * rng.standard_normal(between.shape)  # the new site's, one per draw
+    draws = means + effect[..., None] + within[..., None] * rng.standard_normal(means.shape)
+    return fold_row(name, site, y, log_p, draws, divergences, failures)
+
+
+def fold_row(name: str, site: str, y: np.ndarray, log_p, draws: np.ndarray, divergences: int, failures) -> dict:
+    """A fold's row of the table: `log_p` the joint log density of the site's rows `y` per posterior draw,
+    `draws` (chain, draw, row) predictions of those rows as a new site's."""
+    from hbm import tables
+
+    lpd, lpd_mcse = lpd_with_mcse(log_p)
+    obs_id = np.arange(y.size)
+    predicted = xr.Dataset({"y_est": (("chain", "draw", "obs_id"), draws)}, coords={"obs_id": obs_id})
+    coverage = tables.new_site_coverage(site, io.draws_with_observed("predictions", predicted, y, obs_id, {}))
+    lower, upper = tables.hdi_bounds(predicted["y_est"].mean("obs_id"), 0.95)
     return {
         "site": site,
-        "n": held_out.size,
+        "n": y.size,
         "model": name,
         "lpd": lpd,
         "lpd_mcse": lpd_mcse,
         "coverage_95": float(coverage["coverage"].iloc[0]),
-        "observed_mean": float(held_out.mean()),
+        "observed_mean": float(y.mean()),
         "mean_lower": float(lower),
         "mean_upper": float(upper),
         "divergences": divergences,
@@ -78,27 +117,36 @@ def fold(name: str, rest: Grouped, held_out: np.ndarray, site: str, selection: s
 def comparison(folds: pd.DataFrame) -> pd.DataFrame:
     """Per model: elpd_logo, the sum of its sites' lpd; its standard error across sites; the difference
     to the best model (highest elpd_logo) and that difference's standard error across sites; the
-    Monte Carlo error of elpd_logo; and how many folds failed the convergence gate. Best model first."""
+    Monte Carlo error of elpd_logo; and how many folds failed the convergence gate. Only models scored
+    on the same rows are compared: a formula that drops rows with missing values in its columns has
+    fewer (`rows`) and no difference. Best model first, then those on fewer rows."""
     lpd = folds.pivot(index="site", columns="model", values="lpd")
+    rows = folds.groupby("model")["n"].sum()
+    comparable = rows[rows == rows.max()].index
     sites = len(lpd)
-    best = lpd.sum().idxmax()
-    rows = []
+    best = lpd[comparable].sum().idxmax()
+    table = []
     for name in lpd.columns:
-        diff = lpd[name] - lpd[best]
+        diff = lpd[name] - lpd[best] if name in comparable else pd.Series(np.nan, index=lpd.index)
         model_folds = folds[folds["model"] == name]
-        rows.append(
+        table.append(
             {
                 "model": name,
                 "sites": sites,
+                "rows": int(rows[name]),
                 "elpd_logo": float(lpd[name].sum()),
                 "se": float(np.sqrt(sites * lpd[name].var(ddof=1))) if sites > 1 else float("nan"),
-                "elpd_diff": float(diff.sum()),
+                "elpd_diff": float(diff.sum(skipna=False)),
                 "diff_se": float(np.sqrt(sites * diff.var(ddof=1))) if sites > 1 else float("nan"),
                 "mcse": float(np.sqrt((model_folds["lpd_mcse"] ** 2).sum())),
                 "failed_folds": int((~model_folds["passed"].astype(bool)).sum()),
             }
         )
-    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS).sort_values("elpd_logo", ascending=False, ignore_index=True)
+    order = pd.DataFrame(table, columns=COMPARISON_COLUMNS)
+    order["_fewer_rows"] = ~order["model"].isin(comparable)
+    return order.sort_values(["_fewer_rows", "elpd_logo"], ascending=[True, False], ignore_index=True).drop(
+        columns="_fewer_rows"
+    )
 
 
 def prior_warnings(predictive: pd.DataFrame, sensitivity: pd.DataFrame, outcome: str) -> list[str]:

@@ -56,6 +56,18 @@ def predicts_new_sites(formula: str, group: str) -> bool:
     return group in group_factors(formula)
 
 
+def has_joint_new_site_density(spec: dict, group: str) -> bool:
+    """Whether a new site's rows have a joint density in closed form under a formula: a Normal likelihood
+    whose one group-specific term is a site intercept, (1|group). Given the parameters the rows are
+    then jointly Normal (their shared site effect integrated out)."""
+    if spec.get("family", "gaussian") != "gaussian":
+        return False
+    grouped = [term for term in describe(spec["formula"]).terms if type(term).__name__ == "GroupSpecificTerm"]
+    return len(grouped) == 1 and (
+        type(grouped[0].expr).__name__ == "Intercept" and set(grouped[0].factor.var_names) == {group}
+    )
+
+
 def has_site_means(formula: str, outcome: str, group: str) -> bool:
     """Whether each site has its own mean to compare with the models' site means: the formula uses the
     group and no column but it and the outcome."""
@@ -226,7 +238,8 @@ def response_draws(model, posterior: xr.Dataset, rng) -> np.ndarray:
 
 def new_group_draws(model, tree: xr.DataTree, frame: pd.DataFrame, rng) -> np.ndarray:
     """Draws of `frame`'s rows, (chain, draw, row), from bambi's `predict`: rows of a group it never saw
-    get the group's effects drawn from their population."""
+    get, per posterior draw, the group effects of one fitted group picked at random (bambi's
+    `sample_new_groups`; narrower than the population's N(0, sd) where few groups were fitted)."""
     with warnings.catch_warnings():
         # bambi 0.21 marks `sample_new_groups` deprecated, yet refuses new groups without it
         warnings.filterwarnings("ignore", message=".*sample_new_groups.*", category=FutureWarning)
@@ -234,6 +247,26 @@ def new_group_draws(model, tree: xr.DataTree, frame: pd.DataFrame, rng) -> np.nd
             tree, kind="response", data=frame, inplace=False, sample_new_groups=True, random_seed=rng
         )
     return predicted["posterior_predictive"][model.response_term.name].values
+
+
+def fixed_means(model, posterior: xr.Dataset, frame: pd.DataFrame) -> np.ndarray:
+    """The mean of each of `frame`'s rows without its site's effect, (chain, draw, row): bambi's
+    `predict` of the mean with the group-specific terms left out; 0 where the formula has no other
+    term (bambi's `predict` cannot leave out the only term)."""
+    import xarray as xr
+
+    component = model.components[model.family.likelihood.parent]
+    if not component.common_terms and component.intercept_term is None:
+        return np.zeros((posterior.sizes["chain"], posterior.sizes["draw"], len(frame)))
+    predicted = model.predict(
+        xr.DataTree.from_dict({"posterior": posterior}),
+        kind="response_params",
+        data=frame,
+        inplace=False,
+        include_group_specific=False,
+    )
+    mean = predicted["posterior"][model.family.likelihood.parent]
+    return mean.transpose("chain", "draw", ...).values
 
 
 def crosscheck(

@@ -414,8 +414,8 @@ def held_out_sites(folds: pd.DataFrame, outcome: str, title: str, options: dict)
         rows = folds[folds["model"] == name]
         y = position[rows["site"]].to_numpy() + offset
         failed = (~rows["passed"].astype(bool)).sum()
-        label = models.MODELS[name].label + (f" ({failed} folds FAILED the convergence gate)" if failed else "")
-        colour = models.MODELS[name].colour
+        label = model_label(name) + (f" ({failed} folds FAILED the convergence gate)" if failed else "")
+        colour = _colour_of(model_label(name), [model_label(other) for other in names])
         ax.hlines(
             y, rows["mean_lower"], rows["mean_upper"], color=colour, lw=2 if not many else 0.5, alpha=0.7, label=label
         )

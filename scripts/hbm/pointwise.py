@@ -81,21 +81,29 @@ def new_site_predictive(posterior: xr.Dataset, name: str, obs_id: np.ndarray, rn
 
 def new_site_log_density(posterior: xr.Dataset, name: str, y: np.ndarray) -> np.ndarray:
     """log p(y | parameters) per draw (chain, draw) for all rows `y` of one unseen site together under
-    model `name`. The rows share the site's unknown mean, so given the parameters they are jointly
-    Normal with covariance within² I + between² 11ᵀ (not independent): with n rows, their mean ȳ and
-    sum of squared deviations ss, log p = -n/2 log 2π - (n-1) log within - ½ log(within² + n between²)
-    - ss / (2 within²) - n (ȳ - mean)² / (2 (within² + n between²))."""
+    model `name` (`compound_symmetric_log_density` with every row's mean the population's)."""
     mean, between, within = models.get(name).new_site(posterior)
-    y = np.asarray(y, float)
-    n, ybar = y.size, y.mean()
-    ss = float(((y - ybar) ** 2).sum())
-    total = within**2 + n * np.asarray(between) ** 2
+    return compound_symmetric_log_density(np.asarray(y, float) - np.asarray(mean)[..., None], between, within)
+
+
+def compound_symmetric_log_density(residuals: np.ndarray, between, within) -> np.ndarray:
+    """log density of one unseen site's rows given the parameters, per draw: `residuals` (..., n) are
+    the rows minus their means without the site's effect. The rows share that effect ~ N(0, between²),
+    so they are jointly Normal with covariance within² I + between² 11ᵀ (not independent): with r̄ the
+    residuals' mean and ss their sum of squared deviations, log p = -n/2 log 2π - (n-1) log within
+    - ½ log(within² + n between²) - ss / (2 within²) - n r̄² / (2 (within² + n between²))."""
+    residuals = np.asarray(residuals, float)
+    n = residuals.shape[-1]
+    mean = residuals.mean(axis=-1)
+    ss = ((residuals - mean[..., None]) ** 2).sum(axis=-1)
+    within = np.asarray(within, float)
+    total = within**2 + n * np.asarray(between, float) ** 2
     return (
         -0.5 * n * LOG_2PI
         - (n - 1) * np.log(within)
         - 0.5 * np.log(total)
         - ss / (2 * within**2)
-        - n * (ybar - mean) ** 2 / (2 * total)
+        - n * mean**2 / (2 * total)
     )
 
 

@@ -14,7 +14,7 @@ from hbm.data import check_config_against_data, check_formulas, read_table
 from hbm.errors import InputError
 from hbm.cluster import advice, leftover_jobs
 from hbm.locks import record_owner, release_stale_locks
-from hbm.formulas import meaning, predicts_new_sites
+from hbm.formulas import has_joint_new_site_density, meaning, predicts_new_sites
 from hbm.models import population_model, predicting_new_sites
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -83,6 +83,14 @@ FORMULA_NEW_SITES = list(config["new_sites"]) if PREDICTING else []
 FORMULA_PREDICTIONS = [(formula, site) for formula in PREDICTING for site in FORMULA_NEW_SITES]
 # Models that predict new sites are fitted once per site left out of a selection (of two or more sites).
 PREDICTING_MODELS = predicting_new_sites(MODELS) if config["criticism"]["leave_one_site_out"] else []
+# Formulas too where the config asks: those under which a new site's rows have a joint density.
+LEFT_OUT_FORMULAS = [
+    name
+    for name in PREDICTING
+    if config["criticism"]["leave_one_site_out"]
+    and config["criticism"]["leave_one_site_out_formulas"]
+    and has_joint_new_site_density(config["formulas"][name], config["group"])
+]
 
 
 def alternatives(names):
@@ -156,7 +164,7 @@ def leaves_sites_out(selection):
     """Whether each site of `selection` is predicted by the models fitted without it: needs a model that
     predicts new sites, and two sites or more."""
     sites = config["selections"][selection]
-    return bool(PREDICTING_MODELS) and (sites == "all" or len(sites) > 1)
+    return bool(PREDICTING_MODELS or LEFT_OUT_FORMULAS) and (sites == "all" or len(sites) > 1)
 
 
 LEAVING_SITES_OUT = [selection for selection in SELECTIONS if leaves_sites_out(selection)]

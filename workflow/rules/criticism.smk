@@ -2,6 +2,7 @@
 rule leave_one_site_out:
     input:
         data="results/{selection}/data.csv",
+        source=data_file() if LEFT_OUT_FORMULAS else [],
     output:
         "results/{selection}/leave_one_site_out/{held_out}.csv",
     log:
@@ -16,7 +17,14 @@ rule leave_one_site_out:
     params:
         compiledir=fold_compile_cache,
         settings=settings("outcome", "group", "sampling", "storage")
-        | {"models": {model: config["models"][model] for model in PREDICTING_MODELS}, "convergence": gate_thresholds()},
+        | {
+            "models": {model: config["models"][model] for model in PREDICTING_MODELS},
+            "formulas": {
+                name: config["formulas"][name] | {"sampling": formula_sampling(name)} for name in LEFT_OUT_FORMULAS
+            },
+            "formula_priors": config["models"] if LEFT_OUT_FORMULAS else {},
+            "convergence": gate_thresholds(),
+        },
     script:
         "../../scripts/leave_one_site_out.py"
 

@@ -94,6 +94,22 @@ def test_a_formula_left_out_site_by_site_is_exact(first5_csv, formula_folds):
     assert formula_folds["coverage_95"].between(0.5, 1).all()
 
 
+def test_a_site_without_the_formulas_columns_has_nothing_to_predict(tmp_path):
+    """A covariate missing in every row of the left-out site: lpd 0 (p of no rows is 1) on 0 rows, so the
+    comparison scores the formula on fewer rows."""
+    rng = np.random.default_rng(5)
+    source = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 6), "x": rng.normal(size=18)})
+    source["y"] = 1 + source["x"] + rng.normal(size=18)
+    source.loc[source["g"] == "c", "x"] = np.nan
+    source.to_csv(tmp_path / "data.csv", index=False)
+    rows = source[["g", "y"]].assign(obs_id=np.arange(18))
+    config = load_config("config/config.yaml")
+    spec = {"formula": "y ~ 1 + x + (1|g)", "sampling": config["sampling"] | {"draws": 100, "tune": 100}}
+    config |= {"outcome": "y", "group": "g", "formulas": {"with_x": spec}, "formula_priors": {}}
+    row = criticism.formula_fold("with_x", tmp_path / "data.csv", rows, "c", "sim", config)
+    assert row["n"] == 0 and row["lpd"] == 0.0 and np.isnan(row["coverage_95"])
+
+
 def test_which_formulas_have_a_joint_density_for_a_new_site():
     from hbm.formulas import has_joint_new_site_density
 

@@ -78,6 +78,8 @@ def formula_fold(name: str, source, rows: pd.DataFrame, site: str, selection: st
     divergences = int(sampled["sample_stats"]["diverging"].sum())
     failures = sampling.gate_failures(posterior, divergences, config["convergence"])
     y = held[outcome].to_numpy(float)
+    if not y.size:
+        return fold_row(name, site, y, None, None, divergences, failures)
     thinned, _ = pointwise.thinned(posterior, len(held), config["storage"]["max_values"])
     means = formulas.fixed_means(model, thinned, held)
     between, within = thinned[f"1|{group}_sigma"].values, thinned["sigma"].values
@@ -93,6 +95,10 @@ def fold_row(name: str, site: str, y: np.ndarray, log_p, draws: np.ndarray, dive
     `draws` (chain, draw, row) predictions of those rows as a new site's."""
     from hbm import tables
 
+    verdict = {"divergences": divergences, "failures": "; ".join(failures) or "none", "passed": not failures}
+    if not y.size:  # a formula's columns missing in every row of the site: nothing to predict, p = 1
+        nothing = dict.fromkeys(["coverage_95", "observed_mean", "mean_lower", "mean_upper"], float("nan"))
+        return {"site": site, "n": 0, "model": name, "lpd": 0.0, "lpd_mcse": 0.0, **nothing, **verdict}
     lpd, lpd_mcse = lpd_with_mcse(log_p)
     obs_id = np.arange(y.size)
     predicted = xr.Dataset({"y_est": (("chain", "draw", "obs_id"), draws)}, coords={"obs_id": obs_id})
@@ -108,9 +114,7 @@ def fold_row(name: str, site: str, y: np.ndarray, log_p, draws: np.ndarray, dive
         "observed_mean": float(y.mean()),
         "mean_lower": float(lower),
         "mean_upper": float(upper),
-        "divergences": divergences,
-        "failures": "; ".join(failures) or "none",
-        "passed": not failures,
+        **verdict,
     }
 
 

@@ -3,6 +3,8 @@ site out), and the comparison of models by it."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -70,8 +72,11 @@ def formula_fold(name: str, source, rows: pd.DataFrame, site: str, selection: st
     from hbm import formulas, sampling
 
     outcome, group, spec = config["outcome"], config["group"], config["formulas"][name]
-    rest, _ = formulas.frame_for(source, rows[rows[group] != site], spec["formula"], outcome, group)
-    held, _ = formulas.frame_for(source, rows[rows[group] == site], spec["formula"], outcome, group)
+    rest, dropped = formulas.frame_for(source, rows[rows[group] != site], spec["formula"], outcome, group)
+    held, dropped_held = formulas.frame_for(source, rows[rows[group] == site], spec["formula"], outcome, group)
+    for where, counts in (("the other sites", dropped), (site, dropped_held)):
+        for column, count in counts.items():
+            logging.getLogger("hbm").info("%s: dropped %d rows of %s with a missing %r", name, count, where, column)
     model = formulas.build(spec, rest, config["formula_priors"], group)
     sampled = sampling.sample(model.backend.model, spec["sampling"], 1, formulas.stored_variables(model))
     posterior = formulas.reported(sampled["posterior"].to_dataset())

@@ -72,11 +72,13 @@ def formula_fold(name: str, source, rows: pd.DataFrame, site: str, selection: st
     from hbm import formulas, sampling
 
     outcome, group, spec = config["outcome"], config["group"], config["formulas"][name]
-    rest, dropped = formulas.frame_for(source, rows[rows[group] != site], spec["formula"], outcome, group)
-    held, dropped_held = formulas.frame_for(source, rows[rows[group] == site], spec["formula"], outcome, group)
-    for where, counts in (("the other sites", dropped), (site, dropped_held)):
-        for column, count in counts.items():
-            logging.getLogger("hbm").info("%s: dropped %d rows of %s with a missing %r", name, count, where, column)
+    frame, dropped = formulas.frame_for(source, rows, spec["formula"], outcome, group)
+    for column, count in dropped.items():
+        logging.getLogger("hbm").info(
+            "%s: dropped %d rows with a missing %r, a column of the formula", name, count, column
+        )
+    at_site = frame[group] == site
+    rest, held = frame[~at_site].reset_index(drop=True), frame[at_site].reset_index(drop=True)
     model = formulas.build(spec, rest, config["formula_priors"], group)
     sampled = sampling.sample(model.backend.model, spec["sampling"], 1, formulas.stored_variables(model))
     posterior = formulas.reported(sampled["posterior"].to_dataset())

@@ -146,18 +146,19 @@ def criticism_outputs(selection):
     return files
 
 
-def calibration_tables():
-    """Each selection's LOO-PIT table, where the config asks for calibration checks."""
-    return expand(
-        "results/{selection}/tables/loo_pit.csv", selection=SELECTIONS if config["criticism"]["calibration"] else []
-    )
+def checked(check):
+    """The selections that criticism check `check` (calibration, prior_checks) runs on: all, or none."""
+    return SELECTIONS if config["criticism"][check] else []
 
 
-def prior_tables(name):
-    """Each selection's prior check table `name`, where the config asks for prior checks."""
-    return expand(
-        f"results/{{selection}}/tables/{name}", selection=SELECTIONS if config["criticism"]["prior_checks"] else []
-    )
+def tables_named(name, selections):
+    """The table `name` of each of `selections`."""
+    return expand(f"results/{{selection}}/tables/{name}", selection=selections)
+
+
+def selections_of(paths):
+    """The selection each of `paths` (results/{selection}/...) belongs to."""
+    return [Path(path).parts[1] for path in paths]
 
 
 def leaves_sites_out(selection):

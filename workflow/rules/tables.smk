@@ -58,11 +58,11 @@ rule loo_comparison:
 rule findings:
     input:
         tables=convergence_tables(),
-        prior_predictive=prior_tables("prior_predictive.csv"),
-        prior_sensitivity=prior_tables("prior_sensitivity.csv"),
-        calibration=calibration_tables(),
-        loo=expand("results/{selection}/tables/loo_comparison.csv", selection=SELECTIONS),
-        logo=expand("results/{selection}/tables/leave_one_site_out_comparison.csv", selection=LEAVING_SITES_OUT),
+        prior_predictive=tables_named("prior_predictive.csv", checked("prior_checks")),
+        prior_sensitivity=tables_named("prior_sensitivity.csv", checked("prior_checks")),
+        calibration=tables_named("loo_pit.csv", checked("calibration")),
+        loo=tables_named("loo_comparison.csv", SELECTIONS),
+        logo=tables_named("leave_one_site_out_comparison.csv", LEAVING_SITES_OUT),
     output:
         report("results/findings.txt", caption="../report/findings.rst", category="findings"),
     log:
@@ -71,9 +71,9 @@ rule findings:
         ENV
     params:
         selections=SELECTIONS,
-        tables_of=[Path(path).parts[1] for path in convergence_tables()],
-        selections_with_priors=SELECTIONS if config["criticism"]["prior_checks"] else [],
-        selections_with_calibration=SELECTIONS if config["criticism"]["calibration"] else [],
+        tables_of=selections_of(convergence_tables()),
+        selections_with_priors=checked("prior_checks"),
+        selections_with_calibration=checked("calibration"),
         selections_leaving_sites_out=LEAVING_SITES_OUT,
         outcome=config["outcome"],
     script:
@@ -93,7 +93,7 @@ rule convergence_gate:
     conda:
         ENV
     params:
-        selections=[Path(path).parts[1] for path in convergence_tables()],
+        selections=selections_of(convergence_tables()),
         on_failure=config["convergence"]["on_failure"],
     script:
         "../../scripts/convergence_gate.py"

@@ -133,3 +133,13 @@ def partial_pooling_new_site_lpd(groups, held_out, m0, s0, rate_within, rate_bet
     )
     positive = w > 0
     return float(logsumexp(log_p[positive], b=w[positive]))
+
+
+def partial_pooling_new_site_mean(groups, n, m0, s0, rate_within, rate_between, points=(801, 801)):
+    """Mean and variance of the average of a new site's `n` predicted rows under partial pooling fitted
+    to `groups`: given the scales it is Normal with mean E[hyper_mu] and variance
+    σ_μ² + Var[hyper_mu] + σ_y²/n; the scales are summed over their exact posterior grid."""
+    within, between, w, mean_h, precision = _partial_pooling_grid(groups, m0, s0, rate_within, rate_between, points)
+    mean = float((w * mean_h).sum())
+    variance = (w * (between**2 + 1 / precision + within**2 / n + (mean_h - mean) ** 2)).sum()
+    return mean, float(variance)

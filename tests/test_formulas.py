@@ -13,7 +13,7 @@ from arviz_stats import hdi, mcse
 from scipy.special import logsumexp
 from scipy.stats import t as student_t
 
-from exact import partial_pooling, single_normal
+from exact import partial_pooling, partial_pooling_new_site_mean, single_normal
 from fit import fit
 from fit_formula import fit_formula
 from hbm import formulas, io
@@ -77,6 +77,35 @@ def test_partial_pooling_formula_is_exact_and_agrees_with_the_model(first5_csv, 
     check = formulas.crosscheck("pp", posterior, "partial_pooling", model["posterior"].to_dataset(), "Site")
     assert len(check) == 3 + len(FIRST5)
     assert (check["z"].abs() <= TOLERANCE_MCSE).all(), check
+
+
+def test_partial_pooling_formulas_new_site_is_drawn_from_the_population(
+    first5_csv, data_path, tmp_path, default_config
+):
+    """Zurich's predicted rows under the formula: their average has the exact mean and variance of a new
+    site's under partial pooling (its effect drawn from N(0, 1|Site_sigma), not taken from a fitted site)."""
+    path, rows = first5_csv
+    spec = default_config["formulas"]["partial_pooling_bambi"]
+    out = tmp_path / "zurich.nc"
+    fit_formula(
+        data_path,
+        path,
+        tmp_path / "f.nc",
+        "pp",
+        "first5",
+        settings_for(default_config, spec),
+        2,
+        None,
+        None,
+        {"Zurich": out},
+    )
+    with xr.open_datatree(out) as tree:
+        predicted = tree["predictions"]["y_est"].load()
+    average = predicted.mean("obs_id")
+    groups = [rows.loc[rows["Site"] == site, "scontrol"].to_numpy() for site in FIRST5]
+    mean, variance = partial_pooling_new_site_mean(groups, predicted.sizes["obs_id"], 40, 20, 1, 1)
+    assert_close(average, mean, "mean of Zurich's predicted average")
+    assert_close((average - mean) ** 2, variance, "variance of Zurich's predicted average")
 
 
 def exact_linear(y, X, prior_mean, prior_sd, sigma_nu, sigma_scale, points=20001):

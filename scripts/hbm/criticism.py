@@ -68,7 +68,7 @@ def formula_fold(name: str, source, rows: pd.DataFrame, site: str, selection: st
     fitted with bambi to `rows` (obs_id, group, outcome) without `site`, the columns the formula uses
     besides read from the data file `source`. The fixed part of each held-out row's mean is bambi's
     prediction without the site's effect; the site's effect, ~ N(0, 1|group_sigma), is integrated out
-    of the density and drawn once per posterior draw for the predictions (as for the models)."""
+    of the density and drawn once per posterior draw for the predictions (`formulas.new_site_draws`)."""
     from hbm import formulas, sampling
 
     outcome, group, spec = config["outcome"], config["group"], config["formulas"][name]
@@ -92,8 +92,7 @@ def formula_fold(name: str, source, rows: pd.DataFrame, site: str, selection: st
     between, within = thinned[f"1|{group}_sigma"].values, thinned["sigma"].values
     log_p = pointwise.compound_symmetric_log_density(y - means, between, within)
     rng = io.rng_for(spec["sampling"]["seed"], selection, "leave_one_site_out", site, name)
-    effect = between * rng.standard_normal(between.shape)  # the new site's, one per draw
-    draws = means + effect[..., None] + within[..., None] * rng.standard_normal(means.shape)
+    draws = formulas.new_site_draws(means, thinned, group, rng)
     return fold_row(name, site, y, log_p, draws, divergences, failures)
 
 

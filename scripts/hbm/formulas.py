@@ -236,10 +236,21 @@ def response_draws(model, posterior: xr.Dataset, rng) -> np.ndarray:
     return pm.draw(response, random_seed=rng)
 
 
+def new_site_draws(means: np.ndarray, posterior: xr.Dataset, group: str, rng) -> np.ndarray:
+    """Draws of the rows of one site the formula never saw, (chain, draw, row), for a formula with
+    `has_joint_new_site_density`, given their `fixed_means`: per posterior draw the site's effect from
+    its population N(0, 1|group_sigma), shared by its rows, then each row from N(mean + effect, sigma)
+    (as partial pooling's new site)."""
+    between, within = posterior[f"1|{group}_sigma"].values, posterior["sigma"].values
+    effect = between * rng.standard_normal(between.shape)
+    return means + effect[..., None] + within[..., None] * rng.standard_normal(means.shape)
+
+
 def new_group_draws(model, tree: xr.DataTree, frame: pd.DataFrame, rng) -> np.ndarray:
-    """Draws of `frame`'s rows, (chain, draw, row), from bambi's `predict`: rows of a group it never saw
-    get, per posterior draw, the group effects of one fitted group picked at random (bambi's
-    `sample_new_groups`; narrower than the population's N(0, sd) where few groups were fitted)."""
+    """Draws of `frame`'s rows, (chain, draw, row), from bambi's `predict`, for formulas without
+    `has_joint_new_site_density`: rows of a group it never saw get, per posterior draw, the group
+    effects of one fitted group picked at random (bambi's `sample_new_groups`; narrower than the
+    population's where few groups were fitted)."""
     with warnings.catch_warnings():
         # bambi 0.21 marks `sample_new_groups` deprecated, yet refuses new groups without it
         warnings.filterwarnings("ignore", message=".*sample_new_groups.*", category=FutureWarning)
@@ -255,7 +266,7 @@ def fixed_means(model, posterior: xr.Dataset, frame: pd.DataFrame) -> np.ndarray
     term (bambi's `predict` cannot leave out the only term)."""
     import xarray as xr
 
-    component = model.components[model.family.likelihood.parent]
+    component = model.parameters[model.family.likelihood.parent]
     if not component.common_terms and component.intercept_term is None:
         return np.zeros((posterior.sizes["chain"], posterior.sizes["draw"], len(frame)))
     predicted = model.predict(

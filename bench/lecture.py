@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -217,40 +218,59 @@ WORKFLOW_VARIANTS = {  # label -> config changes
 }
 
 
-def end_to_end(cores: int, changes: dict) -> dict:
+CRITICISM_RULES = ["leave_one_site_out", "leave_one_site_out_summary", "calibration", "prior_checks"]
+
+
+def end_to_end(cores: int, variants: dict, warm_runs: int) -> dict:
     """The default workflow (both selections, three models, PPC, new site, criticism, figures, report)
-    with `changes` to the default config, cold and warm."""
+    with each variant's changes to the default config ({label: changes}): once with cold caches, then
+    `warm_runs` times with warm ones, the variants taking turns so that drifts of the machine touch
+    them alike. Per variant: the cold wall seconds, the warm ones, and per warm run the CPU seconds
+    of the criticism steps' jobs (from Snakemake's benchmark files)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = {
+            label: _variant_dir(Path(tmp) / f"v{i}", changes) for i, (label, changes) in enumerate(variants.items())
+        }
+        times = {label: {"cold": _run(cores, path), "warm": [], "criticism_cpu": []} for label, path in dirs.items()}
+        for _ in range(warm_runs):
+            for label, path in dirs.items():
+                times[label]["warm"].append(_run(cores, path))
+                times[label]["criticism_cpu"].append(_criticism_cpu(path))
+    return times
+
+
+def _variant_dir(path: Path, changes: dict) -> Path:
+    """A working directory with the default config, `changes` applied, and a compile cache of its own."""
     import yaml
 
+    path.mkdir()
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["data"]["path"] = str(ARGS.data)
+    config["cache_dir"] = f"{path}/cache"
+    config.update(changes)
+    (path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _run(cores: int, path: Path) -> float:
+    """Wall seconds of the whole workflow and its report in `path`, from no results."""
+    for done in ("results", "benchmarks", ".snakemake"):
+        shutil.rmtree(path / done, ignore_errors=True)
     snakemake = Path(sys.executable).with_name("snakemake")
-    times = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-        config["data"]["path"] = str(ARGS.data)
-        config["cache_dir"] = f"{tmp}/cache"
-        config.update(changes)
-        path = Path(tmp) / "config.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        for label in ("cold", "warm"):
-            shutil.rmtree(Path(tmp) / "results", ignore_errors=True)
-            shutil.rmtree(Path(tmp) / ".snakemake", ignore_errors=True)
-            base = [
-                str(snakemake),
-                "--snakefile",
-                str(ROOT / "Snakefile"),
-                "--directory",
-                tmp,
-                "--configfile",
-                str(path),
-                "--replace-workflow-config",
-            ]
-            start = time.perf_counter()
-            subprocess.run(base + ["--cores", str(cores), "--quiet", "all"], check=True, capture_output=True)
-            subprocess.run(
-                base + ["--report", "results/report.html", "--quiet", "all"], check=True, capture_output=True
-            )
-            times[label] = time.perf_counter() - start
-    return times
+    base = [str(snakemake), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(path)]
+    base += ["--configfile", str(path / "config.yaml"), "--replace-workflow-config"]
+    start = time.perf_counter()
+    subprocess.run(base + ["--cores", str(cores), "--quiet", "all"], check=True, capture_output=True)
+    subprocess.run(base + ["--report", "results/report.html", "--quiet", "all"], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def _criticism_cpu(path: Path) -> float:
+    """CPU seconds of the criticism steps' jobs in the last run in `path`."""
+    import pandas as pd
+
+    files = [f for rule in CRITICISM_RULES for f in (path / "benchmarks" / rule).rglob("*.tsv")]
+    return float(sum(pd.read_csv(f, sep="\t")["cpu_time"].iloc[0] for f in files))
 
 
 def main():
@@ -271,6 +291,7 @@ def main():
     parser.add_argument("--skip-workflow", action="store_true", help="skip the end-to-end workflow timing")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--only-workflow", action="store_true", help="only the end-to-end workflow timing")
+    parser.add_argument("--warm-runs", type=int, default=1, help="warm runs per end-to-end variant")
     parser.add_argument(
         "--variants",
         nargs="+",
@@ -290,15 +311,21 @@ def main():
     if not ARGS.skip_workflow:
         what = "2 selections x 3 models, PPC, new site, criticism, figures, report"
         print(f"\ndefault workflow end to end ({what}), --cores {ARGS.cores}:")
-        runs = {label: end_to_end(ARGS.cores, WORKFLOW_VARIANTS[label]) for label in ARGS.variants}
+        runs = end_to_end(ARGS.cores, {label: WORKFLOW_VARIANTS[label] for label in ARGS.variants}, ARGS.warm_runs)
         for label, times in runs.items():
-            print(f"  {label}: cold caches {times['cold']:.1f} s, warm caches {times['warm']:.1f} s")
-        warm = {label: times["warm"] for label, times in runs.items()}
+            warm = ", ".join(f"{t:.1f}" for t in times["warm"])
+            cpu = ", ".join(f"{t:.0f}" for t in times["criticism_cpu"])
+            print(f"  {label}: cold caches {times['cold']:.1f} s, warm caches {warm} s (criticism jobs' CPU: {cpu} s)")
+        warm = {label: statistics.median(times["warm"]) for label, times in runs.items()}
         if {"default config", "no formulas"} <= warm.keys():
-            print(f"  warm, default over no formulas: {warm['default config'] / warm['no formulas']:.2f}")
+            print(f"  warm medians, default over no formulas: {warm['default config'] / warm['no formulas']:.2f}")
         if {"default config", "no criticism"} <= warm.keys():
-            added = warm["default config"] - warm["no criticism"]
-            print(f"  warm, added by the criticism steps (default config minus no criticism): {added:.1f} s")
+            added = [d - n for d, n in zip(runs["default config"]["warm"], runs["no criticism"]["warm"])]
+            print(
+                "  warm, added by the criticism steps (default config minus no criticism, run by run): "
+                + ", ".join(f"{a:.1f}" for a in added)
+                + f" s; median {statistics.median(added):.1f} s"
+            )
     if not ARGS.skip_scale and not ARGS.only_workflow:
         scale_cases()
 

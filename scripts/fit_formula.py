@@ -158,7 +158,7 @@ def _posterior_predictive(model, sampled, frame, selection, name, settings, attr
 def _new_site(model, tree, data_path, table, site, selection, name, settings) -> xr.DataTree:
     """Predictions of a site the formula never saw (as partial pooling's new-site files: group
     `predictions`): its effect drawn from the population where the formula has
-    `has_joint_new_site_density` (`formulas.new_site_draws`), else bambi's (`formulas.new_group_draws`)."""
+    `has_new_site_density` (`formulas.new_site_draws`), else bambi's (`formulas.new_group_draws`)."""
     from hbm import data as hdata
     from hbm import formulas, pointwise
 
@@ -172,8 +172,8 @@ def _new_site(model, tree, data_path, table, site, selection, name, settings) ->
     thinned, step = pointwise.thinned(posterior, len(frame), settings["storage"]["max_values"])
     seed = int(tree.attrs["seed"])
     rng = io.rng_for(seed, selection, name, "new_site", site)
-    if formulas.has_joint_new_site_density(spec, group):
-        draws = formulas.new_site_draws(formulas.fixed_means(model, thinned, frame), thinned, group, rng)
+    if formulas.has_new_site_density(spec, group):
+        draws = formulas.new_site_draws(spec, formulas.fixed_means(model, thinned, frame), thinned, group, rng)
     else:
         draws = formulas.new_group_draws(model, xr.DataTree.from_dict({"posterior": thinned}), frame, rng)
     obs_id = frame["obs_id"].to_numpy()

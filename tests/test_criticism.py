@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from scipy.stats import multivariate_normal
 
 from exact import partial_pooling_new_site_lpd
@@ -111,14 +112,60 @@ def test_a_site_without_the_formulas_columns_has_nothing_to_predict(tmp_path):
 
 
 def test_which_formulas_have_a_joint_density_for_a_new_site():
-    from hbm.formulas import has_joint_new_site_density
+    from hbm.formulas import has_new_site_density
 
-    assert has_joint_new_site_density({"formula": "y ~ 1 + x + (1|Site)"}, "Site")
-    assert has_joint_new_site_density({"formula": "y ~ 0 + (1|Site)"}, "Site")
-    assert not has_joint_new_site_density({"formula": "y ~ 1 + (1|Site)", "family": "t"}, "Site")
-    assert not has_joint_new_site_density({"formula": "y ~ 1 + (x|Site)"}, "Site")
-    assert not has_joint_new_site_density({"formula": "y ~ 1 + (1|Site) + (1|Region)"}, "Site")
-    assert not has_joint_new_site_density({"formula": "y ~ 1 + C(Site)"}, "Site")
+    assert has_new_site_density({"formula": "y ~ 1 + x + (1|Site)"}, "Site")
+    assert has_new_site_density({"formula": "y ~ 0 + (1|Site)"}, "Site")
+    assert has_new_site_density({"formula": "y ~ 1 + (1|Site)", "family": "t"}, "Site")
+    assert not has_new_site_density({"formula": "y ~ 1 + (x|Site)"}, "Site")
+    assert not has_new_site_density({"formula": "y ~ 1 + (1|Site) + (1|Region)"}, "Site")
+    assert not has_new_site_density({"formula": "y ~ 1 + C(Site)"}, "Site")
+
+
+@pytest.mark.parametrize(
+    ("residuals", "between", "within", "nu"),
+    [
+        ([0.7], 2.0, 1.0, 3.0),  # one row
+        ([0.1, -0.4, 0.3, 12.0, 0.2], 0.3, 1.0, 2.5),  # an outlier, a narrow population
+        (list(np.random.default_rng(3).normal(4, 7.5, 180)), 2.5, 7.5, 30.0),  # a lecture-sized site
+        ([-20.0, 20.0], 30.0, 1.0, 1.0),  # two modes: rows far apart, Cauchy tails
+        ([1.0, 2.0, 3.0, 50.0, 60.0], 20.0, 1.0, 1.0),
+    ],
+)
+def test_student_t_new_site_density_is_the_integral_over_the_site_effect(residuals, between, within, nu):
+    """Against scipy's adaptive quadrature of ∫ Π t_nu(r_i - b; within) N(b; 0, between) db."""
+    from scipy import integrate, stats
+
+    r = np.asarray(residuals)
+
+    def log_h(b):
+        return stats.t.logpdf(r - b, nu, scale=within).sum() + stats.norm.logpdf(b, 0, between)
+
+    grid = np.linspace(min(-10 * between, r.min() - 40 * within), max(10 * between, r.max() + 40 * within), 20001)
+    top = max(log_h(b) for b in grid)
+    value, _ = integrate.quad(
+        lambda b: np.exp(log_h(b) - top), grid[0], grid[-1], points=np.unique(r), limit=2000, epsabs=0, epsrel=1e-12
+    )
+    ours = pointwise.student_t_site_log_density(r[None], between, within, nu)[0]
+    assert ours == pytest.approx(np.log(value) + top, abs=1e-7)
+
+
+def test_student_t_new_site_draws_share_an_effect_from_the_population():
+    """Two rows of a new site under a Student t formula: each varies by between² + within² nu/(nu-2),
+    the two covary by between² (their shared effect); within 4 Monte Carlo standard errors."""
+    from hbm import formulas
+
+    between, within, nu, draws = 2.0, 1.0, 5.0, 40_000
+    posterior = xr.Dataset(
+        {
+            name: (("chain", "draw"), np.full((1, draws), value))
+            for name, value in {"1|Site_sigma": between, "sigma": within, "nu": nu}.items()
+        }
+    )
+    y = formulas.new_site_draws({"family": "t"}, np.zeros((1, draws, 2)), posterior, "Site", np.random.default_rng(0))
+    for values, truth in [(y[0] ** 2, between**2 + within**2 * nu / (nu - 2)), (y[0, :, 0] * y[0, :, 1], between**2)]:
+        values = values.reshape(draws, -1)[:, 0]
+        assert abs(values.mean() - truth) <= 4 * values.std() / np.sqrt(draws), (values.mean(), truth)
 
 
 def test_folds_report_coverage_and_the_interval_of_the_mean(folds):

@@ -56,12 +56,11 @@ def predicts_new_sites(formula: str, group: str) -> bool:
     return group in group_factors(formula)
 
 
-def has_joint_new_site_density(spec: dict, group: str) -> bool:
-    """Whether a new site's rows have a joint density in closed form under a formula: a Normal likelihood
-    whose one group-specific term is a site intercept, (1|group). Given the parameters the rows are
-    then jointly Normal (their shared site effect integrated out)."""
-    if spec.get("family", "gaussian") != "gaussian":
-        return False
+def has_new_site_density(spec: dict, group: str) -> bool:
+    """Whether the workflow has the joint density of a new site's rows under a formula: a Normal or
+    Student t likelihood whose one group-specific term is a site intercept, (1|group). Given the
+    parameters the site's effect then integrates out: in closed form for Normal rows (they are jointly
+    Normal), by quadrature over the one effect for Student t rows (`new_site_log_density`)."""
     grouped = [term for term in describe(spec["formula"]).terms if type(term).__name__ == "GroupSpecificTerm"]
     return len(grouped) == 1 and (
         type(grouped[0].expr).__name__ == "Intercept" and set(grouped[0].factor.var_names) == {group}
@@ -236,19 +235,34 @@ def response_draws(model, posterior: xr.Dataset, rng) -> np.ndarray:
     return pm.draw(response, random_seed=rng)
 
 
-def new_site_draws(means: np.ndarray, posterior: xr.Dataset, group: str, rng) -> np.ndarray:
+def new_site_log_density(spec: dict, residuals: np.ndarray, posterior: xr.Dataset, group: str) -> np.ndarray:
+    """log p of one new site's rows per posterior draw, (chain, draw), for a formula with
+    `has_new_site_density`; `residuals` (chain, draw, row): the rows minus their `fixed_means`."""
+    from hbm import pointwise
+
+    between, within = posterior[f"1|{group}_sigma"].values, posterior["sigma"].values
+    if spec.get("family", "gaussian") == "t":
+        return pointwise.student_t_site_log_density(residuals, between, within, posterior["nu"].values)
+    return pointwise.compound_symmetric_log_density(residuals, between, within)
+
+
+def new_site_draws(spec: dict, means: np.ndarray, posterior: xr.Dataset, group: str, rng) -> np.ndarray:
     """Draws of the rows of one site the formula never saw, (chain, draw, row), for a formula with
-    `has_joint_new_site_density`, given their `fixed_means`: per posterior draw the site's effect from
-    its population N(0, 1|group_sigma), shared by its rows, then each row from N(mean + effect, sigma)
-    (as partial pooling's new site)."""
+    `has_new_site_density`, given their `fixed_means`: per posterior draw the site's effect from its
+    population N(0, 1|group_sigma), shared by its rows, then each row from the likelihood around
+    mean + effect (as partial pooling's new site)."""
     between, within = posterior[f"1|{group}_sigma"].values, posterior["sigma"].values
     effect = between * rng.standard_normal(between.shape)
-    return means + effect[..., None] + within[..., None] * rng.standard_normal(means.shape)
+    if spec.get("family", "gaussian") == "t":
+        noise = rng.standard_t(posterior["nu"].values[..., None], means.shape)
+    else:
+        noise = rng.standard_normal(means.shape)
+    return means + effect[..., None] + within[..., None] * noise
 
 
 def new_group_draws(model, tree: xr.DataTree, frame: pd.DataFrame, rng) -> np.ndarray:
     """Draws of `frame`'s rows, (chain, draw, row), from bambi's `predict`, for formulas without
-    `has_joint_new_site_density`: rows of a group it never saw get, per posterior draw, the group
+    `has_new_site_density`: rows of a group it never saw get, per posterior draw, the group
     effects of one fitted group picked at random (bambi's `sample_new_groups`; narrower than the
     population's where few groups were fitted)."""
     with warnings.catch_warnings():

@@ -14,7 +14,7 @@ from hbm.data import check_config_against_data, check_formulas, read_table
 from hbm.errors import InputError
 from hbm.cluster import advice, leftover_jobs
 from hbm.locks import record_owner, release_stale_locks
-from hbm.formulas import has_joint_new_site_density, meaning, predicts_new_sites
+from hbm.formulas import has_new_site_density, meaning, predicts_new_sites
 from hbm.models import population_model, predicting_new_sites
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -89,7 +89,7 @@ LEFT_OUT_FORMULAS = [
     for name in PREDICTING
     if config["criticism"]["leave_one_site_out"]
     and config["criticism"]["leave_one_site_out_formulas"]
-    and has_joint_new_site_density(config["formulas"][name], config["group"])
+    and has_new_site_density(config["formulas"][name], config["group"])
 ]
 
 

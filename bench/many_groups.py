@@ -61,9 +61,11 @@ def run(workdir: Path, config: dict) -> float:
     base = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir)]
     base += ["--configfile", str(workdir / "config.yaml"), "--replace-workflow-config"]
     start = time.perf_counter()
-    done = subprocess.run(base + ["--cores", str(ARGS.cores), "--quiet", "all"], capture_output=True, text=True)
-    if done.returncode:
+    done = subprocess.run(base + ["--cores", str(ARGS.cores), "all"], capture_output=True, text=True)
+    if done.returncode:  # a failed fit still leaves the rest to report; a refused config leaves nothing
         print(done.stderr[-3000:], file=sys.stderr)
+        if not (workdir / "results").is_dir():
+            sys.exit(f"the workflow produced nothing in {workdir}; its message is above")
     subprocess.run(base + ["--report", "results/report.html", "--quiet", "all"], capture_output=True, check=True)
     return time.perf_counter() - start
 

@@ -12,7 +12,6 @@ memory.
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from runs import ROOT, criticism_rules, timed_run
+
 DATA = ROOT.parent / "shared" / "data" / "Data_Sum_HPP_Multi_Site_Share.csv"
 FIRST5 = ["Southampton", "METU", "Kassel", "Tsinghua", "Oslo"]
 LECTURE_SEEDS = (84735, 1, 2)  # the lecture's own seed first
@@ -218,9 +218,6 @@ WORKFLOW_VARIANTS = {  # label -> config changes
 }
 
 
-CRITICISM_RULES = ["leave_one_site_out", "leave_one_site_out_summary", "calibration", "prior_checks"]
-
-
 def end_to_end(cores: int, variants: dict, warm_runs: int) -> dict:
     """The default workflow (both selections, three models, PPC, new site, criticism, figures, report)
     with each variant's changes to the default config ({label: changes}): once with cold caches, then
@@ -231,10 +228,12 @@ def end_to_end(cores: int, variants: dict, warm_runs: int) -> dict:
         dirs = {
             label: _variant_dir(Path(tmp) / f"v{i}", changes) for i, (label, changes) in enumerate(variants.items())
         }
-        times = {label: {"cold": _run(cores, path), "warm": [], "criticism_cpu": []} for label, path in dirs.items()}
+        times = {
+            label: {"cold": timed_run(path, cores), "warm": [], "criticism_cpu": []} for label, path in dirs.items()
+        }
         for _ in range(warm_runs):
             for label, path in dirs.items():
-                times[label]["warm"].append(_run(cores, path))
+                times[label]["warm"].append(timed_run(path, cores))
                 times[label]["criticism_cpu"].append(_criticism_cpu(path))
     return times
 
@@ -252,24 +251,11 @@ def _variant_dir(path: Path, changes: dict) -> Path:
     return path
 
 
-def _run(cores: int, path: Path) -> float:
-    """Wall seconds of the whole workflow and its report in `path`, from no results."""
-    for done in ("results", "benchmarks", ".snakemake"):
-        shutil.rmtree(path / done, ignore_errors=True)
-    snakemake = Path(sys.executable).with_name("snakemake")
-    base = [str(snakemake), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(path)]
-    base += ["--configfile", str(path / "config.yaml"), "--replace-workflow-config"]
-    start = time.perf_counter()
-    subprocess.run(base + ["--cores", str(cores), "--quiet", "all"], check=True, capture_output=True)
-    subprocess.run(base + ["--report", "results/report.html", "--quiet", "all"], check=True, capture_output=True)
-    return time.perf_counter() - start
-
-
 def _criticism_cpu(path: Path) -> float:
     """CPU seconds of the criticism steps' jobs in the last run in `path`."""
     import pandas as pd
 
-    files = [f for rule in CRITICISM_RULES for f in (path / "benchmarks" / rule).rglob("*.tsv")]
+    files = [f for rule in criticism_rules() for f in (path / "benchmarks" / rule).rglob("*.tsv")]
     return float(sum(pd.read_csv(f, sep="\t")["cpu_time"].iloc[0] for f in files))
 
 

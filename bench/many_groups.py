@@ -15,20 +15,16 @@ passed, and for simulated data whether the true population parameters lie in the
 
 import argparse
 import json
-import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from runs import ROOT, timed_run
+
 RADON = ROOT.parent / "shared" / "data" / "radon" / "radon.csv"
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 TRUTH = {"hyper_mu": 1.0, "between_variability": 0.5, "within_variability": 0.8}
 
 
@@ -56,18 +52,9 @@ def simulated_config(data: Path, new_site: str) -> dict:
 
 
 def run(workdir: Path, config: dict) -> float:
-    """Wall seconds of the whole workflow and its report in `workdir`."""
+    """Wall seconds of the whole workflow and its report in `workdir` under `config`."""
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    base = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir)]
-    base += ["--configfile", str(workdir / "config.yaml"), "--replace-workflow-config"]
-    start = time.perf_counter()
-    done = subprocess.run(base + ["--cores", str(ARGS.cores), "all"], capture_output=True, text=True)
-    if done.returncode:  # a failed fit still leaves the rest to report; a refused config leaves nothing
-        print(done.stderr[-3000:], file=sys.stderr)
-        if not (workdir / "results").is_dir():
-            sys.exit(f"the workflow produced nothing in {workdir}; its message is above")
-    subprocess.run(base + ["--report", "results/report.html", "--quiet", "all"], capture_output=True, check=True)
-    return time.perf_counter() - start
+    return timed_run(workdir, ARGS.cores)
 
 
 def facts(workdir: Path, selection: str, truth: dict | None) -> dict:
@@ -106,8 +93,6 @@ def case(label: str, config: dict, selection: str, truth=None, warm: bool = True
             config["criticism"] = {"leave_one_site_out": False, "calibration": False, "prior_checks": False}
         times = {"cold": run(workdir, config)}
         if warm:
-            for folder in ("results", "benchmarks", ".snakemake"):
-                shutil.rmtree(workdir / folder, ignore_errors=True)
             times["warm"] = run(workdir, config)
         print(
             json.dumps(

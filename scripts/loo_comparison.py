@@ -6,9 +6,12 @@ from hbm import io
 from hbm import loo as hloo
 
 
-def loo_comparison(data_path, posteriors: dict, out_path, settings: dict, formulas: dict | None = None, log_path=None):
+def loo_comparison(
+    data_path, posteriors: dict, out_path, settings: dict, formulas: dict | None = None, source=None, log_path=None
+):
     """`posteriors`: model -> NetCDF with the posterior and its `pointwise_level` attribute; `formulas`:
-    formula -> NetCDF, joined where they are comparable (fitted to every row, left out one row at a time)."""
+    formula -> NetCDF, joined where they are comparable (fitted to every row, left out one row at a time);
+    `source`: the data file, for the other columns the formulas use."""
     log = io.setup_logging(log_path)
     data = io.read_grouped(data_path, settings["outcome"], settings["group"])
     results, facts = {}, []
@@ -26,7 +29,7 @@ def loo_comparison(data_path, posteriors: dict, out_path, settings: dict, formul
             why = "the models leave out whole sites" if not rows_left_out else "it was fitted to fewer rows"
             log.info("%s: left out of the comparison, as %s", name, why)
             continue
-        results[name], row = hloo.formula_loo(tree, name)
+        results[name], row = hloo.formula_loo(tree, name, integrated(name, tree, data_path, source, settings))
         facts.append(row)
         log.info("%s: %s", name, row["remedy"])
     table = hloo.comparison(results, facts)
@@ -34,6 +37,25 @@ def loo_comparison(data_path, posteriors: dict, out_path, settings: dict, formul
     if not table["reliable"].all():
         log.warning("PSIS-LOO is not reliable for %s", ", ".join(table.loc[~table["reliable"], "model"]))
     log.info("compared %d models by PSIS-LOO", len(table))
+
+
+def integrated(name: str, tree, data_path, source, settings: dict):
+    """positions -> the log-likelihoods of formula `name`'s rows at them with their site's effects
+    integrated out (`formulas.loo_log_likelihood`, the formula rebuilt on its rows), or None where the
+    formula has no such density."""
+    from hbm import formulas as hformulas
+
+    outcome, group, spec = settings["outcome"], settings["group"], settings["formulas"][name]
+    if not hformulas.has_new_site_density(spec, group):
+        return None
+
+    def rows(positions):
+        frame, _ = hformulas.frame_for(source, hformulas.read_rows(data_path, group), spec["formula"], outcome, group)
+        model = hformulas.build(spec, frame, settings["models"], group)
+        posterior = tree["posterior"].to_dataset().drop_vars(hformulas.SITE_MEAN, errors="ignore")
+        return hformulas.loo_log_likelihood(model, spec, posterior, frame, positions, outcome, group)
+
+    return rows
 
 
 if __name__ == "__main__" and "snakemake" in globals():
@@ -45,5 +67,6 @@ if __name__ == "__main__" and "snakemake" in globals():
         sm.output[0],
         sm.params.settings,
         dict(zip(sm.params.formulas, sm.input.formulas)),
+        sm.input.get("source"),
         sm.log[0],
     )

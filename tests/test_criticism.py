@@ -117,9 +117,101 @@ def test_which_formulas_have_a_joint_density_for_a_new_site():
     assert has_new_site_density({"formula": "y ~ 1 + x + (1|Site)"}, "Site")
     assert has_new_site_density({"formula": "y ~ 0 + (1|Site)"}, "Site")
     assert has_new_site_density({"formula": "y ~ 1 + (1|Site)", "family": "t"}, "Site")
-    assert not has_new_site_density({"formula": "y ~ 1 + (x|Site)"}, "Site")
+    assert has_new_site_density({"formula": "y ~ 1 + x + (x|Site)"}, "Site")
+    assert has_new_site_density({"formula": "y ~ 1 + (1|Site) + (0 + scale(x)|Site)"}, "Site")
+    assert not has_new_site_density({"formula": "y ~ 1 + (x|Site)", "family": "t"}, "Site")
     assert not has_new_site_density({"formula": "y ~ 1 + (1|Site) + (1|Region)"}, "Site")
+    assert not has_new_site_density({"formula": "y ~ 1 + (1|Site:Region)"}, "Site")
     assert not has_new_site_density({"formula": "y ~ 1 + C(Site)"}, "Site")
+
+
+@pytest.mark.parametrize(
+    ("rows", "scales"),
+    [
+        (1, [0.5, 2.0]),  # one row
+        (9, [1.5, 0.3, 0.8]),  # an intercept and two slopes
+        (40, [0.0, 0.7]),  # an effect with no spread
+    ],
+)
+def test_a_new_sites_rows_with_slopes_are_jointly_normal(rows, scales):
+    """Rows sharing a new site's intercept and slopes b ~ N(0, diag(scales²)) through their design Z:
+    the multivariate Normal with covariance within² I + Z diag(scales²) Zᵀ (scipy's), per draw."""
+    rng = np.random.default_rng(rows)
+    design = np.column_stack([np.ones(rows), rng.normal(3, 2, (rows, len(scales) - 1))])
+    scales = np.array([scales, [2 * s for s in scales]])  # two draws
+    within = np.array([1.3, 0.6])
+    residuals = rng.normal(0, 2, (2, rows))
+    expected = [
+        multivariate_normal(np.zeros(rows), w**2 * np.eye(rows) + design @ np.diag(s**2) @ design.T).logpdf(r)
+        for r, s, w in zip(residuals, scales, within)
+    ]
+    assert pointwise.grouped_normal_log_density(residuals, design, scales, within) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("formula", "columns"),
+    [
+        ("y ~ 1 + x + (x|g)", lambda fit, new: [np.ones(len(new)), new["x"]]),
+        (  # the transform as fitted: centred and scaled by the fitted rows' mean and sd
+            "y ~ 1 + (1|g) + (0 + scale(x)|g)",
+            lambda fit, new: [np.ones(len(new)), (new["x"] - fit["x"].mean()) / fit["x"].std(ddof=0)],
+        ),
+        ("y ~ 1 + (C(k)|g)", lambda fit, new: [np.ones(len(new)), new["k"] == "m"]),  # f the reference level
+    ],
+)
+def test_the_design_of_a_new_sites_effects_is_the_formulas(formula, columns):
+    """`formulas.site_design` of rows of a site bambi never saw: one column per effect, as the formula
+    reads on those rows, and each effect's sd its term's sigma."""
+    from hbm import formulas
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(
+        {"g": rng.choice(list("abcde"), 60), "x": rng.normal(30, 5, 60), "k": rng.choice(["f", "m"], 60)}
+    )
+    frame["y"] = rng.normal(size=60)
+    fit, new = frame[frame["g"] != "e"].reset_index(drop=True), frame[frame["g"] == "e"].reset_index(drop=True)
+    model = formulas.build({"formula": formula}, fit, {}, "g")
+    draws = formulas.reported(model.prior_predictive(draws=3, random_seed=1)["prior"].to_dataset())
+    design, scales = formulas.site_design(model, draws, new, "g")
+    np.testing.assert_allclose(design, np.column_stack(columns(fit, new)).astype(float), atol=1e-12)
+    names = sorted(
+        (name for name in draws.data_vars if name.endswith("|g_sigma")), key=lambda name: name != "1|g_sigma"
+    )
+    sigmas = [draws[name].values.reshape(1, 3, -1) for name in names]  # the intercept's first, as in `columns`
+    np.testing.assert_array_equal(scales, np.concatenate(sigmas, axis=-1))
+
+
+def test_new_site_draws_share_intercept_and_slopes_from_the_population():
+    """Two rows of a new site with design Z under a Normal formula: their covariance matrix is
+    Z diag(scales²) Zᵀ + within² I, within 4 Monte Carlo standard errors."""
+    from hbm import formulas
+
+    design, scales, within, draws = np.array([[1.0, -1.0], [1.0, 2.0]]), np.array([1.5, 0.5]), 0.8, 40_000
+    posterior = xr.Dataset({"sigma": (("chain", "draw"), np.full((1, draws), within))})
+    y = formulas.new_site_draws(
+        {}, np.zeros((1, draws, 2)), design, np.broadcast_to(scales, (1, draws, 2)), posterior, np.random.default_rng(1)
+    )[0]
+    truth = design @ np.diag(scales**2) @ design.T + within**2 * np.eye(2)
+    for i, j in [(0, 0), (1, 1), (0, 1)]:
+        values = y[:, i] * y[:, j]
+        assert abs(values.mean() - truth[i, j]) <= 4 * values.std() / np.sqrt(draws), (i, j, values.mean(), truth)
+
+
+def test_a_formula_with_site_slopes_is_left_out_site_by_site(tmp_path):
+    """A Normal formula with a site intercept and slope: each fold predicts the left-out site's rows from
+    the population of both effects (an lpd with its MCSE, coverage of its rows)."""
+    rng = np.random.default_rng(6)
+    source = pd.DataFrame({"g": np.repeat(list("abcdef"), 12), "x": rng.normal(size=72)})
+    slopes = dict(zip("abcdef", rng.normal(1, 0.5, 6)))
+    source["y"] = 2 + source["g"].map(slopes) * source["x"] + rng.normal(size=72)
+    source.to_csv(tmp_path / "data.csv", index=False)
+    rows = source[["g", "y"]].assign(obs_id=np.arange(72))
+    config = load_config("config/config.yaml")
+    spec = {"formula": "y ~ 1 + x + (x|g)", "sampling": config["sampling"] | {"draws": 200, "tune": 300}}
+    config |= {"outcome": "y", "group": "g", "formulas": {"slopes": spec}, "formula_priors": {}}
+    row = criticism.formula_fold("slopes", tmp_path / "data.csv", rows, "f", "sim", config)
+    assert row["n"] == 12 and np.isfinite(row["lpd"]) and 0 < row["lpd_mcse"] < 0.5
+    assert 0.5 <= row["coverage_95"] <= 1 and row["mean_lower"] < row["observed_mean"] < row["mean_upper"]
 
 
 @pytest.mark.parametrize(
@@ -162,7 +254,14 @@ def test_student_t_new_site_draws_share_an_effect_from_the_population():
             for name, value in {"1|Site_sigma": between, "sigma": within, "nu": nu}.items()
         }
     )
-    y = formulas.new_site_draws({"family": "t"}, np.zeros((1, draws, 2)), posterior, "Site", np.random.default_rng(0))
+    y = formulas.new_site_draws(
+        {"family": "t"},
+        np.zeros((1, draws, 2)),
+        np.ones((2, 1)),
+        posterior["1|Site_sigma"].values[..., None],
+        posterior,
+        np.random.default_rng(0),
+    )
     for values, truth in [(y[0] ** 2, between**2 + within**2 * nu / (nu - 2)), (y[0, :, 0] * y[0, :, 1], between**2)]:
         values = values.reshape(draws, -1)[:, 0]
         assert abs(values.mean() - truth) <= 4 * values.std() / np.sqrt(draws), (values.mean(), truth)

@@ -67,9 +67,9 @@ def formula_fold(name: str, source, rows: pd.DataFrame, site: str, selection: st
     """`fold` for formula `name` (config["formulas"][name], one with `formulas.has_new_site_density`):
     fitted with bambi to `rows` (obs_id, group, outcome) without `site`, the columns the formula uses
     besides read from the data file `source`. The fixed part of each held-out row's mean is bambi's
-    prediction without the site's effect; the site's effect, ~ N(0, 1|group_sigma), is integrated out
-    of the density (`formulas.new_site_log_density`) and drawn once per posterior draw for the
-    predictions (`formulas.new_site_draws`)."""
+    prediction without the site's effects; the site's effects (an intercept, slopes), each ~ N(0, its
+    term's sigma), are integrated out of the density (`formulas.new_site_log_density`) and drawn once
+    per posterior draw for the predictions (`formulas.new_site_draws`)."""
     from hbm import formulas, sampling
 
     outcome, group, spec = config["outcome"], config["group"], config["formulas"][name]
@@ -90,9 +90,10 @@ def formula_fold(name: str, source, rows: pd.DataFrame, site: str, selection: st
         return fold_row(name, site, y, None, None, divergences, failures)
     thinned, _ = pointwise.thinned(posterior, len(held), config["storage"]["max_values"])
     means = formulas.fixed_means(model, thinned, held)
-    log_p = formulas.new_site_log_density(spec, y - means, thinned, group)
+    design, scales = formulas.site_design(model, thinned, held, group)
+    log_p = formulas.new_site_log_density(spec, y - means, design, scales, thinned)
     rng = io.rng_for(spec["sampling"]["seed"], selection, "leave_one_site_out", site, name)
-    draws = formulas.new_site_draws(spec, means, thinned, group, rng)
+    draws = formulas.new_site_draws(spec, means, design, scales, thinned, rng)
     return fold_row(name, site, y, log_p, draws, divergences, failures)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -56,15 +58,21 @@ def predicts_new_sites(formula: str, group: str) -> bool:
     return group in group_factors(formula)
 
 
+def group_terms(formula: str) -> list:
+    """formulae's group-specific terms of a formula, e.g. (1|Site) and (x|Site) for (x|Site)."""
+    return [term for term in describe(formula).terms if type(term).__name__ == "GroupSpecificTerm"]
+
+
 def has_new_site_density(spec: dict, group: str) -> bool:
-    """Whether the workflow has the joint density of a new site's rows under a formula: a Normal or
-    Student t likelihood whose one group-specific term is a site intercept, (1|group). Given the
-    parameters the site's effect then integrates out: in closed form for Normal rows (they are jointly
-    Normal), by quadrature over the one effect for Student t rows (`new_site_log_density`)."""
-    grouped = [term for term in describe(spec["formula"]).terms if type(term).__name__ == "GroupSpecificTerm"]
-    return len(grouped) == 1 and (
-        type(grouped[0].expr).__name__ == "Intercept" and set(grouped[0].factor.var_names) == {group}
-    )
+    """Whether the workflow has the joint density of a new site's rows under a formula: every
+    group-specific term is grouped by the site alone, and the family integrates the site's effects out
+    (`Family.slopes`: Normal rows with any such terms, as they are jointly Normal; Student t rows with
+    one site intercept, by quadrature over that one effect)."""
+    grouped = group_terms(spec["formula"])
+    if not grouped or any(set(term.factor.var_names) != {group} for term in grouped):
+        return False
+    intercept_only = len(grouped) == 1 and type(grouped[0].expr).__name__ == "Intercept"
+    return FAMILIES[spec.get("family", "gaussian")].slopes or intercept_only
 
 
 def has_site_means(formula: str, outcome: str, group: str) -> bool:
@@ -235,29 +243,116 @@ def response_draws(model, posterior: xr.Dataset, rng) -> np.ndarray:
     return pm.draw(response, random_seed=rng)
 
 
-def new_site_log_density(spec: dict, residuals: np.ndarray, posterior: xr.Dataset, group: str) -> np.ndarray:
+def site_design(model, posterior: xr.Dataset, frame: pd.DataFrame, group: str) -> tuple[np.ndarray, np.ndarray]:
+    """A new site's effects on `frame`'s rows: their design Z (row, effect), one column per effect of
+    each group-specific term (the term's transforms as fitted), and each effect's population sd
+    (chain, draw, effect), the term's `_sigma`. Z is read off bambi's `predict` of the mean, with the
+    rows taken as a fitted site's: with every parameter 0 but one of that site's effects, 1, the
+    prediction less the one with all 0 is that effect's column."""
+    import xarray as xr
+
+    terms = model.parameters[model.family.likelihood.parent].group_specific_terms
+    sigmas = {name: posterior[f"{name}_sigma"].transpose("chain", "draw", ...) for name in terms}
+    effects = [
+        (name, dict(zip(sigma.dims[2:], index)))
+        for name, sigma in sigmas.items()
+        for index in np.ndindex(sigma.shape[2:])
+    ]
+    zero = posterior.isel(chain=[0], draw=np.zeros(len(effects) + 1, int)).assign_coords(
+        draw=np.arange(len(effects) + 1)
+    )
+    fake = {name: xr.zeros_like(value) for name, value in zero.data_vars.items()}
+    for column, (name, expr) in enumerate(effects):  # one of the first fitted site's effects per draw
+        fake[name][{"chain": 0, "draw": column, f"{group}__factor_dim": 0, **expr}] = 1.0
+    site = posterior[f"{group}__factor_dim"].values[0]
+    predicted = model.predict(
+        xr.DataTree.from_dict({"posterior": xr.Dataset(fake)}),
+        kind="response_params",
+        data=frame.assign(**{group: site}),
+        inplace=False,
+    )
+    mean = predicted["posterior"][model.family.likelihood.parent].transpose("chain", "draw", ...).values[0]
+    scales = [sigmas[name][expr].values for name, expr in effects]
+    return (mean[:-1] - mean[-1]).T, np.stack(scales, axis=-1)
+
+
+def new_site_log_density(spec: dict, residuals: np.ndarray, design, scales, posterior: xr.Dataset) -> np.ndarray:
     """log p of one new site's rows per posterior draw, (chain, draw), for a formula with
-    `has_new_site_density`; `residuals` (chain, draw, row): the rows minus their `fixed_means`."""
+    `has_new_site_density`; `residuals` (chain, draw, row): the rows minus their `fixed_means`;
+    `design`, `scales`: the site's effects (`site_design`)."""
+    return FAMILIES[spec.get("family", "gaussian")].log_density(residuals, design, scales, posterior)
+
+
+def new_site_draws(spec: dict, means: np.ndarray, design, scales, posterior: xr.Dataset, rng) -> np.ndarray:
+    """Draws of the rows of one site the formula never saw, (chain, draw, row), for a formula with
+    `has_new_site_density`, given their `fixed_means` and the site's effects (`site_design`): per
+    posterior draw the site's effects from their population N(0, scales²), shared by its rows, then
+    each row from the likelihood around its mean plus the effects (as partial pooling's new site)."""
+    effects = scales * rng.standard_normal(scales.shape)
+    noise = FAMILIES[spec.get("family", "gaussian")].noise(posterior, rng, means.shape)
+    return means + effects @ np.asarray(design).T + posterior["sigma"].values[..., None] * noise
+
+
+def loo_log_likelihood(model, spec: dict, posterior: xr.Dataset, frame: pd.DataFrame, positions, outcome, group):
+    """log p(y_i | parameters, the other rows of its site) per posterior draw, (chain, draw, row), for the
+    rows of `frame` at `positions`, for a formula with `has_new_site_density`: the site's effects
+    integrated out of the joint density of the site's rows (`new_site_log_density`), with row i less
+    that without it. These are the rows' log-likelihoods once the effects are integrated out, which
+    importance sampling handles far better where a site has few rows."""
+    values, sites = [], {}
+    for position in positions:
+        site = frame[group].iat[position]
+        if site not in sites:
+            rows = np.flatnonzero(frame[group].to_numpy() == site)
+            part = frame.iloc[rows]
+            design, scales = site_design(model, posterior, part, group)
+            residuals = part[outcome].to_numpy(float) - fixed_means(model, posterior, part)
+            sites[site] = rows, residuals, design, scales
+        rows, residuals, design, scales = sites[site]
+        keep = rows != position
+        log_p = new_site_log_density(spec, residuals, design, scales, posterior)
+        if keep.any():
+            log_p = log_p - new_site_log_density(spec, residuals[..., keep], design[keep], scales, posterior)
+        values.append(log_p)
+    return np.stack(values, axis=-1)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A likelihood family of the schema: its words in `meaning`, the joint log density of a new site's
+    rows given their residuals and the site's effects, standard noise draws around a row's mean, and
+    whether its density integrates out slopes too (else only one site intercept)."""
+
+    words: str
+    log_density: Callable
+    noise: Callable
+    slopes: bool
+
+
+def _normal_log_density(residuals, design, scales, posterior):
     from hbm import pointwise
 
-    between, within = posterior[f"1|{group}_sigma"].values, posterior["sigma"].values
-    if spec.get("family", "gaussian") == "t":
-        return pointwise.student_t_site_log_density(residuals, between, within, posterior["nu"].values)
-    return pointwise.compound_symmetric_log_density(residuals, between, within)
+    return pointwise.grouped_normal_log_density(residuals, design, scales, posterior["sigma"].values)
 
 
-def new_site_draws(spec: dict, means: np.ndarray, posterior: xr.Dataset, group: str, rng) -> np.ndarray:
-    """Draws of the rows of one site the formula never saw, (chain, draw, row), for a formula with
-    `has_new_site_density`, given their `fixed_means`: per posterior draw the site's effect from its
-    population N(0, 1|group_sigma), shared by its rows, then each row from the likelihood around
-    mean + effect (as partial pooling's new site)."""
-    between, within = posterior[f"1|{group}_sigma"].values, posterior["sigma"].values
-    effect = between * rng.standard_normal(between.shape)
-    if spec.get("family", "gaussian") == "t":
-        noise = rng.standard_t(posterior["nu"].values[..., None], means.shape)
-    else:
-        noise = rng.standard_normal(means.shape)
-    return means + effect[..., None] + within[..., None] * noise
+def _t_log_density(residuals, design, scales, posterior):
+    from hbm import pointwise
+
+    within, nu = posterior["sigma"].values, posterior["nu"].values
+    return pointwise.student_t_site_log_density(residuals, scales[..., 0], within, nu)  # one intercept: Z = 1
+
+
+FAMILIES = {
+    "gaussian": Family(
+        "a Normal", _normal_log_density, lambda posterior, rng, shape: rng.standard_normal(shape), slopes=True
+    ),
+    "t": Family(
+        "a Student t",
+        _t_log_density,
+        lambda posterior, rng, shape: rng.standard_t(posterior["nu"].values[..., None], shape),
+        slopes=False,
+    ),
+}
 
 
 def new_group_draws(model, tree: xr.DataTree, frame: pd.DataFrame, rng) -> np.ndarray:
@@ -340,7 +435,7 @@ def meaning(spec: dict, outcome: str, group: str) -> str:
     sentence per term."""
     description = describe(spec["formula"])
     intercept = any(type(term).__name__ == "Intercept" for term in description.terms)
-    family = "a Student t" if spec.get("family", "gaussian") == "t" else "a Normal"
+    family = FAMILIES[spec.get("family", "gaussian")].words
     parts = [
         f"y = {outcome} ~ {family} around its site's mean mu_j, with one sd sigma (within_variability) for all sites."
     ]

@@ -52,11 +52,25 @@ def model_loo(tree: xr.DataTree, name: str, data: Grouped, priors: dict, level: 
     return result, facts
 
 
-def formula_loo(tree: xr.DataTree, name: str):
-    """ArviZ's PSIS-LOO of a formula model (one row left out at a time), and its row of reliability facts."""
-    result = loo(xr.DataTree.from_dict({"posterior": tree["posterior"], "log_likelihood": tree["log_likelihood"]}))
+def formula_loo(tree: xr.DataTree, name: str, integrated=None):
+    """ArviZ's PSIS-LOO of a formula model (one row left out at a time), and its row of reliability facts.
+    `integrated`, where the formula has one: positions -> those rows' log-likelihoods with their site's
+    effects integrated out (chain, draw, row); rows with k above the threshold are then importance
+    sampled again with them, as the models' rows are from the start."""
+    posterior = tree["posterior"]
+    result = loo(xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": tree["log_likelihood"]}))
     k = result.pareto_k.values
-    bad = int((~(k <= result.good_k)).sum())
+    bad = np.flatnonzero(~(k <= result.good_k))
+    again = 0
+    if len(bad) and integrated is not None:
+        rows = xr.Dataset(
+            {"y_est": (("chain", "draw", "obs_id"), integrated(bad))},
+            coords={"obs_id": result.pareto_k["obs_id"].values[bad]},
+        )
+        second = loo(xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": rows}))
+        _replace(result, bad, second.elpd_i.values, second.pareto_k.values)
+        again = len(bad)
+        bad = bad[~(second.pareto_k.values <= result.good_k)]
     facts = {
         "model": name,
         "left_out": "one row",
@@ -66,9 +80,9 @@ def formula_loo(tree: xr.DataTree, name: str):
         "k_bad": int(((k > result.good_k) & (k <= 1)).sum()),
         "k_very_bad": int((k > 1).sum()),
         "exact": 0,
-        "unreliable": bad,
+        "unreliable": len(bad),
     }
-    facts["remedy"] = _remedy(facts)
+    facts["remedy"] = _remedy(facts, again)
     return result, facts
 
 
@@ -80,8 +94,12 @@ def comparison(results: dict, facts: list[dict]) -> pd.DataFrame:
     return table
 
 
-def _remedy(facts) -> str:
+def _remedy(facts, again: int = 0) -> str:
     steps = ["site means integrated out before PSIS"] if facts["site_means_integrated"] else ["PSIS"]
+    if again:
+        steps.append(
+            f"{again} with k above {facts['k_threshold']:.2f} sampled again with the site's effects integrated out"
+        )
     if facts["exact"]:
         steps.append(f"{facts['exact']} with k above {facts['k_threshold']:.2f} computed exactly by quadrature")
     if facts["unreliable"]:
@@ -89,17 +107,18 @@ def _remedy(facts) -> str:
     return "; ".join(steps)
 
 
-def _replace(result, positions, exact) -> None:
-    """Put exact pointwise values into ArviZ's result and update its totals."""
+def _replace(result, positions, better, k_new=0.0) -> None:
+    """Put better pointwise values into ArviZ's result and update its totals; `k_new`: their Pareto k
+    (0 where they are exact: no importance sampling left)."""
     before = result.elpd
     values = result.elpd_i.values.copy()
-    values[positions] = exact
+    values[positions] = better
     result.elpd_i = result.elpd_i.copy(data=values)
     result.elpd = float(values.sum())
     result.se = float(np.sqrt(values.size * values.var(ddof=1)))  # as ArviZ's `_summary`
     result.p = result.p + before - result.elpd
     k = result.pareto_k.values.copy()
-    k[positions] = 0.0  # no importance sampling left for these rows
+    k[positions] = k_new
     result.pareto_k = result.pareto_k.copy(data=k)
     result.warning = bool((k > result.good_k).any())
 

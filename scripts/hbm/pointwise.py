@@ -107,6 +107,26 @@ def compound_symmetric_log_density(residuals: np.ndarray, between, within) -> np
     )
 
 
+def grouped_normal_log_density(residuals: np.ndarray, design: np.ndarray, scales, within) -> np.ndarray:
+    """`compound_symmetric_log_density` for a site with several effects (an intercept, slopes): the
+    rows' `residuals` (..., n) share the effects b ~ N(0, diag(`scales`²)) (scales (..., k)) through
+    their `design` Z (n, k), so they are jointly Normal with covariance within² I + Z diag(scales²) Zᵀ.
+    By the matrix determinant lemma and Woodbury's identity, with M = I + S ZᵀZ S / within² and
+    u = S Zᵀ r (S = diag(scales)): log p = -½ (n log 2π + n log within² + log det M + r·r / within²
+    - |L⁻¹u|² / within⁴), L the Cholesky factor of M."""
+    r = np.asarray(residuals, float)
+    z = np.asarray(design, float)
+    s = np.asarray(scales, float)
+    w2 = np.asarray(within, float) ** 2
+    n, k = z.shape
+    m = np.eye(k) + s[..., :, None] * (z.T @ z) * s[..., None, :] / w2[..., None, None]
+    factor = np.linalg.cholesky(m)
+    v = np.linalg.solve(factor, (s * (r @ z))[..., None])[..., 0]
+    log_det = n * np.log(w2) + 2 * np.log(np.diagonal(factor, axis1=-2, axis2=-1)).sum(axis=-1)
+    quadratic = (r**2).sum(axis=-1) / w2 - (v**2).sum(axis=-1) / w2**2
+    return -0.5 * (n * LOG_2PI + log_det + quadratic)
+
+
 def student_t_site_log_density(residuals: np.ndarray, between, within, nu, nodes: int = 32) -> np.ndarray:
     """`compound_symmetric_log_density` for a Student t likelihood: each row ~ t_nu(effect + mean,
     within) given the site's effect ~ N(0, between²). There is no closed form, so the effect is
@@ -118,10 +138,9 @@ def student_t_site_log_density(residuals: np.ndarray, between, within, nu, nodes
     shape = residuals.shape[:-1]
     r = residuals.reshape(-1, residuals.shape[-1])
     tau, sigma, nu = (np.broadcast_to(np.asarray(v, float), shape).reshape(-1, 1) for v in (between, within, nu))
-    out = np.empty(len(r))
+    out, n = np.empty(len(r)), r.shape[-1]
     for part in np.array_split(np.arange(len(r)), max(1, len(r) // 256)):
         log_h = _t_site_integrand(r[part], tau[part], sigma[part], nu[part])
-        n = r.shape[-1]
         precision = n / sigma[part] ** 2 + 1 / tau[part] ** 2
         center = (n / sigma[part] ** 2) * np.median(r[part], axis=-1, keepdims=True) / precision
         scale = 1 / np.sqrt(precision)

@@ -35,6 +35,7 @@ rule loo_comparison:
         data="results/{selection}/data.csv",
         posteriors=per_model("results/{selection}/{model}/posterior.nc"),
         formulas=per_formula("results/{selection}/formulas/{formula}/posterior.nc"),
+        source=data_file() if FORMULAS else [],
     output:
         reported(
             "results/{selection}/tables/loo_comparison.csv", "loo_comparison", "comparison", table="loo_comparison.csv"
@@ -49,7 +50,7 @@ rule loo_comparison:
         **scaled(1500),
     params:
         formulas=FORMULAS,
-        settings=settings("outcome", "group", "models"),
+        settings=settings("outcome", "group", "models", "formulas"),
     script:
         "../../scripts/loo_comparison.py"
 

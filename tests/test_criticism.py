@@ -95,6 +95,16 @@ def test_a_formula_left_out_site_by_site_is_exact(first5_csv, formula_folds):
     assert formula_folds["coverage_95"].between(0.5, 1).all()
 
 
+def formula_fold_on(tmp_path, source: pd.DataFrame, formula: str, site: str, **sampling) -> dict:
+    """The fold of `formula` fitted to `source` (group g, outcome y, covariates) without `site`."""
+    source.to_csv(tmp_path / "data.csv", index=False)
+    rows = source[["g", "y"]].assign(obs_id=np.arange(len(source)))
+    config = load_config("config/config.yaml")
+    spec = {"formula": formula, "sampling": config["sampling"] | sampling}
+    config |= {"outcome": "y", "group": "g", "formulas": {"f": spec}, "formula_priors": {}}
+    return criticism.formula_fold("f", tmp_path / "data.csv", rows, site, "sim", config)
+
+
 def test_a_site_without_the_formulas_columns_has_nothing_to_predict(tmp_path):
     """A covariate missing in every row of the left-out site: lpd 0 (p of no rows is 1) on 0 rows, so the
     comparison scores the formula on fewer rows."""
@@ -102,12 +112,7 @@ def test_a_site_without_the_formulas_columns_has_nothing_to_predict(tmp_path):
     source = pd.DataFrame({"g": np.repeat(["a", "b", "c"], 6), "x": rng.normal(size=18)})
     source["y"] = 1 + source["x"] + rng.normal(size=18)
     source.loc[source["g"] == "c", "x"] = np.nan
-    source.to_csv(tmp_path / "data.csv", index=False)
-    rows = source[["g", "y"]].assign(obs_id=np.arange(18))
-    config = load_config("config/config.yaml")
-    spec = {"formula": "y ~ 1 + x + (1|g)", "sampling": config["sampling"] | {"draws": 100, "tune": 100}}
-    config |= {"outcome": "y", "group": "g", "formulas": {"with_x": spec}, "formula_priors": {}}
-    row = criticism.formula_fold("with_x", tmp_path / "data.csv", rows, "c", "sim", config)
+    row = formula_fold_on(tmp_path, source, "y ~ 1 + x + (1|g)", "c", draws=100, tune=100)
     assert row["n"] == 0 and row["lpd"] == 0.0 and np.isnan(row["coverage_95"])
 
 
@@ -204,12 +209,7 @@ def test_a_formula_with_site_slopes_is_left_out_site_by_site(tmp_path):
     source = pd.DataFrame({"g": np.repeat(list("abcdef"), 12), "x": rng.normal(size=72)})
     slopes = dict(zip("abcdef", rng.normal(1, 0.5, 6)))
     source["y"] = 2 + source["g"].map(slopes) * source["x"] + rng.normal(size=72)
-    source.to_csv(tmp_path / "data.csv", index=False)
-    rows = source[["g", "y"]].assign(obs_id=np.arange(72))
-    config = load_config("config/config.yaml")
-    spec = {"formula": "y ~ 1 + x + (x|g)", "sampling": config["sampling"] | {"draws": 200, "tune": 300}}
-    config |= {"outcome": "y", "group": "g", "formulas": {"slopes": spec}, "formula_priors": {}}
-    row = criticism.formula_fold("slopes", tmp_path / "data.csv", rows, "f", "sim", config)
+    row = formula_fold_on(tmp_path, source, "y ~ 1 + x + (x|g)", "f", draws=200, tune=300)
     assert row["n"] == 12 and np.isfinite(row["lpd"]) and 0 < row["lpd_mcse"] < 0.5
     assert 0.5 <= row["coverage_95"] <= 1 and row["mean_lower"] < row["observed_mean"] < row["mean_upper"]
 

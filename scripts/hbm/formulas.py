@@ -307,13 +307,12 @@ def loo_log_likelihood(model, spec: dict, posterior: xr.Dataset, frame: pd.DataF
             part = frame.iloc[rows]
             design, scales = site_design(model, posterior, part, group)
             residuals = part[outcome].to_numpy(float) - fixed_means(model, posterior, part)
-            sites[site] = rows, residuals, design, scales
-        rows, residuals, design, scales = sites[site]
+            whole = new_site_log_density(spec, residuals, design, scales, posterior)
+            sites[site] = rows, residuals, design, scales, whole
+        rows, residuals, design, scales, whole = sites[site]
         keep = rows != position
-        log_p = new_site_log_density(spec, residuals, design, scales, posterior)
-        if keep.any():
-            log_p = log_p - new_site_log_density(spec, residuals[..., keep], design[keep], scales, posterior)
-        values.append(log_p)
+        rest = new_site_log_density(spec, residuals[..., keep], design[keep], scales, posterior) if keep.any() else 0
+        values.append(whole - rest)
     return np.stack(values, axis=-1)
 
 

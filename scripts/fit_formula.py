@@ -173,8 +173,7 @@ def _new_site(model, tree, data_path, table, site, selection, name, settings) ->
     seed = int(tree.attrs["seed"])
     rng = io.rng_for(seed, selection, name, "new_site", site)
     if formulas.has_new_site_density(spec, group):
-        design, scales = formulas.site_design(model, thinned, frame, group)
-        draws = formulas.new_site_draws(spec, formulas.fixed_means(model, thinned, frame), design, scales, thinned, rng)
+        draws = formulas.new_site_draws(spec, *formulas.new_site(model, thinned, frame, group), thinned, rng)
     else:
         draws = formulas.new_group_draws(model, xr.DataTree.from_dict({"posterior": thinned}), frame, rng)
     obs_id = frame["obs_id"].to_numpy()

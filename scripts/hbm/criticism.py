@@ -89,8 +89,7 @@ def formula_fold(name: str, source, rows: pd.DataFrame, site: str, selection: st
     if not y.size:
         return fold_row(name, site, y, None, None, divergences, failures)
     thinned, _ = pointwise.thinned(posterior, len(held), config["storage"]["max_values"])
-    means = formulas.fixed_means(model, thinned, held)
-    design, scales = formulas.site_design(model, thinned, held, group)
+    means, design, scales = formulas.new_site(model, thinned, held, group)
     log_p = formulas.new_site_log_density(spec, y - means, design, scales, thinned)
     rng = io.rng_for(spec["sampling"]["seed"], selection, "leave_one_site_out", site, name)
     draws = formulas.new_site_draws(spec, means, design, scales, thinned, rng)

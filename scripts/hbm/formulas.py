@@ -276,16 +276,23 @@ def site_design(model, posterior: xr.Dataset, frame: pd.DataFrame, group: str) -
     return (mean[:-1] - mean[-1]).T, np.stack(scales, axis=-1)
 
 
+def new_site(model, posterior: xr.Dataset, frame: pd.DataFrame, group: str) -> tuple:
+    """`frame`'s rows, all of one site, as rows of a site the formula never saw, for a formula with
+    `has_new_site_density`: their `fixed_means` (chain, draw, row) and the site's effects'
+    `site_design` and sds, what `new_site_log_density` and `new_site_draws` take."""
+    return (fixed_means(model, posterior, frame), *site_design(model, posterior, frame, group))
+
+
 def new_site_log_density(spec: dict, residuals: np.ndarray, design, scales, posterior: xr.Dataset) -> np.ndarray:
     """log p of one new site's rows per posterior draw, (chain, draw), for a formula with
-    `has_new_site_density`; `residuals` (chain, draw, row): the rows minus their `fixed_means`;
-    `design`, `scales`: the site's effects (`site_design`)."""
+    `has_new_site_density`; `residuals` (chain, draw, row): the rows minus their fixed means;
+    `design`, `scales`: the site's effects (both from `new_site`)."""
     return FAMILIES[spec.get("family", "gaussian")].log_density(residuals, design, scales, posterior)
 
 
 def new_site_draws(spec: dict, means: np.ndarray, design, scales, posterior: xr.Dataset, rng) -> np.ndarray:
     """Draws of the rows of one site the formula never saw, (chain, draw, row), for a formula with
-    `has_new_site_density`, given their `fixed_means` and the site's effects (`site_design`): per
+    `has_new_site_density`, given their fixed means and the site's effects (from `new_site`): per
     posterior draw the site's effects from their population N(0, scales²), shared by its rows, then
     each row from the likelihood around its mean plus the effects (as partial pooling's new site)."""
     effects = scales * rng.standard_normal(scales.shape)
@@ -305,8 +312,8 @@ def loo_log_likelihood(model, spec: dict, posterior: xr.Dataset, frame: pd.DataF
         if site not in sites:
             rows = np.flatnonzero(frame[group].to_numpy() == site)
             part = frame.iloc[rows]
-            design, scales = site_design(model, posterior, part, group)
-            residuals = part[outcome].to_numpy(float) - fixed_means(model, posterior, part)
+            means, design, scales = new_site(model, posterior, part, group)
+            residuals = part[outcome].to_numpy(float) - means
             whole = new_site_log_density(spec, residuals, design, scales, posterior)
             sites[site] = rows, residuals, design, scales, whole
         rows, residuals, design, scales, whole = sites[site]

@@ -81,39 +81,23 @@ def new_site_predictive(posterior: xr.Dataset, name: str, obs_id: np.ndarray, rn
 
 def new_site_log_density(posterior: xr.Dataset, name: str, y: np.ndarray) -> np.ndarray:
     """log p(y | parameters) per draw (chain, draw) for all rows `y` of one unseen site together under
-    model `name` (`compound_symmetric_log_density` with every row's mean the population's)."""
+    model `name`: every row's mean the population's, and the rows share the site's effect
+    ~ N(0, between²), so they are jointly Normal with compound-symmetric covariance
+    within² I + between² 11ᵀ (`grouped_normal_log_density` with one effect, Z = 1)."""
     mean, between, within = models.get(name).new_site(posterior)
-    return compound_symmetric_log_density(np.asarray(y, float) - np.asarray(mean)[..., None], between, within)
-
-
-def compound_symmetric_log_density(residuals: np.ndarray, between, within) -> np.ndarray:
-    """log density of one unseen site's rows given the parameters, per draw: `residuals` (..., n) are
-    the rows minus their means without the site's effect. The rows share that effect ~ N(0, between²),
-    so they are jointly Normal with covariance within² I + between² 11ᵀ (not independent): with r̄ the
-    residuals' mean and ss their sum of squared deviations, log p = -n/2 log 2π - (n-1) log within
-    - ½ log(within² + n between²) - ss / (2 within²) - n r̄² / (2 (within² + n between²))."""
-    residuals = np.asarray(residuals, float)
-    n = residuals.shape[-1]
-    mean = residuals.mean(axis=-1)
-    ss = ((residuals - mean[..., None]) ** 2).sum(axis=-1)
-    within = np.asarray(within, float)
-    total = within**2 + n * np.asarray(between, float) ** 2
-    return (
-        -0.5 * n * LOG_2PI
-        - (n - 1) * np.log(within)
-        - 0.5 * np.log(total)
-        - ss / (2 * within**2)
-        - n * mean**2 / (2 * total)
-    )
+    y = np.asarray(y, float)
+    residuals = y - np.asarray(mean)[..., None]
+    return grouped_normal_log_density(residuals, np.ones((y.size, 1)), np.asarray(between)[..., None], within)
 
 
 def grouped_normal_log_density(residuals: np.ndarray, design: np.ndarray, scales, within) -> np.ndarray:
-    """`compound_symmetric_log_density` for a site with several effects (an intercept, slopes): the
-    rows' `residuals` (..., n) share the effects b ~ N(0, diag(`scales`²)) (scales (..., k)) through
-    their `design` Z (n, k), so they are jointly Normal with covariance within² I + Z diag(scales²) Zᵀ.
-    By the matrix determinant lemma and Woodbury's identity, with M = I + S ZᵀZ S / within² and
-    u = S Zᵀ r (S = diag(scales)): log p = -½ (n log 2π + n log within² + log det M + r·r / within²
-    - |L⁻¹u|² / within⁴), L the Cholesky factor of M."""
+    """log density of one unseen site's rows given the parameters, per draw. The rows' `residuals`
+    (..., n), the rows less their means without the site's effects, share the effects
+    b ~ N(0, diag(`scales`²)) (scales (..., k)) through their `design` Z (n, k), so they are jointly
+    Normal with covariance within² I + Z diag(scales²) Zᵀ. By the matrix determinant lemma and
+    Woodbury's identity, with M = I + S ZᵀZ S / within² and u = S Zᵀ r (S = diag(scales)):
+    log p = -½ (n log 2π + n log within² + log det M + r·r / within² - |L⁻¹u|² / within⁴),
+    L the Cholesky factor of M."""
     r = np.asarray(residuals, float)
     z = np.asarray(design, float)
     s = np.asarray(scales, float)
@@ -128,7 +112,7 @@ def grouped_normal_log_density(residuals: np.ndarray, design: np.ndarray, scales
 
 
 def student_t_site_log_density(residuals: np.ndarray, between, within, nu, nodes: int = 32) -> np.ndarray:
-    """`compound_symmetric_log_density` for a Student t likelihood: each row ~ t_nu(effect + mean,
+    """`new_site_log_density` for a Student t likelihood: each row ~ t_nu(effect + mean,
     within) given the site's effect ~ N(0, between²). There is no closed form, so the effect is
     integrated out by adaptive Gauss–Hermite quadrature: `nodes` points, re-centred on the integrand's
     mean and sd; where `2 * nodes` points do not agree within 1e-8 (an integrand with two modes: rows

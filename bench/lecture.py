@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from runs import ROOT, criticism_rules, timed_run
+from runs import ROOT, criticism_rules, speed_reference, timed_run
 
 DATA = ROOT.parent / "shared" / "data" / "Data_Sum_HPP_Multi_Site_Share.csv"
 FIRST5 = ["Southampton", "METU", "Kassel", "Tsinghua", "Oslo"]
@@ -223,16 +223,19 @@ def end_to_end(cores: int, variants: dict, warm_runs: int) -> dict:
     with each variant's changes to the default config ({label: changes}): once with cold caches, then
     `warm_runs` times with warm ones, the variants taking turns so that drifts of the machine touch
     them alike. Per variant: the cold wall seconds, the warm ones, and per warm run the CPU seconds
-    of the criticism steps' jobs (from Snakemake's benchmark files)."""
+    of the criticism steps' jobs (from Snakemake's benchmark files) and the machine's
+    `speed_reference` just before it."""
     with tempfile.TemporaryDirectory() as tmp:
         dirs = {
             label: _variant_dir(Path(tmp) / f"v{i}", changes) for i, (label, changes) in enumerate(variants.items())
         }
         times = {
-            label: {"cold": timed_run(path, cores), "warm": [], "criticism_cpu": []} for label, path in dirs.items()
+            label: {"cold": timed_run(path, cores), "warm": [], "criticism_cpu": [], "reference": []}
+            for label, path in dirs.items()
         }
         for _ in range(warm_runs):
             for label, path in dirs.items():
+                times[label]["reference"].append(speed_reference())
                 times[label]["warm"].append(timed_run(path, cores))
                 times[label]["criticism_cpu"].append(_criticism_cpu(path))
     return times
@@ -301,7 +304,9 @@ def main():
         for label, times in runs.items():
             warm = ", ".join(f"{t:.1f}" for t in times["warm"])
             cpu = ", ".join(f"{t:.0f}" for t in times["criticism_cpu"])
+            reference = ", ".join(f"{t:.2f}" for t in times["reference"])
             print(f"  {label}: cold caches {times['cold']:.1f} s, warm caches {warm} s (criticism jobs' CPU: {cpu} s)")
+            print(f"    speed reference before each warm run (import pymc, arviz_stats): {reference} s")
         warm = {label: statistics.median(times["warm"]) for label, times in runs.items()}
         if {"default config", "no formulas"} <= warm.keys():
             print(f"  warm medians, default over no formulas: {warm['default config'] / warm['no formulas']:.2f}")

@@ -8,7 +8,8 @@ is given, which runs what each config asks for (radon.yaml: all but leave one si
 
 Cases: Minnesota radon (85 counties, config/radon.yaml), cold and warm compile caches; simulated
 400 groups with many of one or two rows, cold and warm; simulated 2,000 groups x 1,000,000 rows with
-heavy-tailed sizes, cold. For each: wall seconds of `snakemake` plus `snakemake --report`, the peak
+heavy-tailed sizes, cold. For each: wall seconds of `snakemake` plus `snakemake --report`, the
+machine's speed just before (`runs.speed_reference`: seconds to import PyMC in a new process), the peak
 memory of the largest step (Snakemake's benchmark files), divergences per model, whether the gate
 passed, and for simulated data whether the true population parameters lie in their 94% HDIs.
 """
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from runs import ROOT, timed_run
+from runs import ROOT, speed_reference, timed_run
 
 RADON = ROOT.parent / "shared" / "data" / "radon" / "radon.csv"
 TRUTH = {"hyper_mu": 1.0, "between_variability": 0.5, "within_variability": 0.8}
@@ -91,12 +92,17 @@ def case(label: str, config: dict, selection: str, truth=None, warm: bool = True
         config = config | {"cache_dir": str(workdir / "cache")}
         if not ARGS.with_criticism:  # the DAG this benchmark has timed from the start
             config["criticism"] = {"leave_one_site_out": False, "calibration": False, "prior_checks": False}
+        reference = speed_reference()
         times = {"cold": run(workdir, config)}
         if warm:
             times["warm"] = run(workdir, config)
         print(
             json.dumps(
-                {"case": label, "seconds": {k: round(v, 1) for k, v in times.items()}}
+                {
+                    "case": label,
+                    "seconds": {k: round(v, 1) for k, v in times.items()},
+                    "speed_reference_s": round(reference, 2),
+                }
                 | facts(workdir, selection, truth)
             )
         )

@@ -2,6 +2,7 @@
 
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -33,3 +34,15 @@ def timed_run(workdir: Path, cores: int) -> float:
 def criticism_rules() -> list[str]:
     """The rules of the model-criticism steps, as workflow/rules/criticism.smk defines them."""
     return re.findall(r"^rule (\w+):", (ROOT / "workflow" / "rules" / "criticism.smk").read_text(), flags=re.M)
+
+
+def speed_reference(repeats: int = 5) -> float:
+    """How fast the machine is at the moment, as context for the timings beside it: median wall seconds
+    for a new Python process to import PyMC and ArviZ's statistics, as every step of the workflow does
+    (its speed varies from hour to hour on shared hardware)."""
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import pymc, arviz_stats"], check=True)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)

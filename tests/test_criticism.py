@@ -125,7 +125,11 @@ def test_which_formulas_have_a_joint_density_for_a_new_site():
     assert has_new_site_density({"formula": "y ~ 1 + x + (x|Site)"}, "Site")
     assert has_new_site_density({"formula": "y ~ 1 + (1|Site) + (0 + scale(x)|Site)"}, "Site")
     assert not has_new_site_density({"formula": "y ~ 1 + (x|Site)", "family": "t"}, "Site")
-    assert not has_new_site_density({"formula": "y ~ 1 + (1|Site) + (1|Region)"}, "Site")
+    assert has_new_site_density({"formula": "y ~ 1 + (1|Site) + (1|Region)"}, "Site")
+    assert has_new_site_density({"formula": "y ~ 1 + (x|Site) + (1|Class)"}, "Site")
+    assert not has_new_site_density({"formula": "y ~ 1 + (1|Site) + (1|Region)", "family": "t"}, "Site")
+    assert not has_new_site_density({"formula": "y ~ 1 + (1|Region)"}, "Site")
+    assert not has_new_site_density({"formula": "y ~ 1 + (1|Site) + (1|C(Region))"}, "Site")
     assert not has_new_site_density({"formula": "y ~ 1 + (1|Site:Region)"}, "Site")
     assert not has_new_site_density({"formula": "y ~ 1 + C(Site)"}, "Site")
 
@@ -165,8 +169,9 @@ def test_a_new_sites_rows_with_slopes_are_jointly_normal(rows, scales):
     ],
 )
 def test_the_design_of_a_new_sites_effects_is_the_formulas(formula, columns):
-    """`formulas.site_design` of rows of a site bambi never saw: one column per effect, as the formula
-    reads on those rows, and each effect's sd its term's sigma."""
+    """`formulas.new_site` of rows of a site bambi never saw: one column per effect, as the formula
+    reads on those rows, each effect's sd its term's sigma, and the mean bambi's own prediction
+    without the group-specific terms."""
     from hbm import formulas
 
     rng = np.random.default_rng(2)
@@ -177,13 +182,53 @@ def test_the_design_of_a_new_sites_effects_is_the_formulas(formula, columns):
     fit, new = frame[frame["g"] != "e"].reset_index(drop=True), frame[frame["g"] == "e"].reset_index(drop=True)
     model = formulas.build({"formula": formula}, fit, {}, "g")
     draws = formulas.reported(model.prior_predictive(draws=3, random_seed=1)["prior"].to_dataset())
-    design, scales = formulas.site_design(model, draws, new, "g")
+    mean, design, scales = formulas.new_site(model, draws, new, "g")
     np.testing.assert_allclose(design, np.column_stack(columns(fit, new)).astype(float), atol=1e-12)
+    tree = xr.DataTree.from_dict({"posterior": draws})
+    common = model.predict(tree, kind="response_params", data=new, inplace=False, include_group_specific=False)
+    np.testing.assert_allclose(mean, common["posterior"]["mu"].transpose("chain", "draw", ...).values, atol=1e-9)
     names = sorted(
         (name for name in draws.data_vars if name.endswith("|g_sigma")), key=lambda name: name != "1|g_sigma"
     )
     sigmas = [draws[name].values.reshape(1, 3, -1) for name in names]  # the intercept's first, as in `columns`
     np.testing.assert_array_equal(scales, np.concatenate(sigmas, axis=-1))
+
+
+def test_a_new_sites_unseen_levels_of_another_grouping_are_integrated_out_and_seen_ones_kept():
+    """`y ~ 1 + (1|g) + (1|h)` with a new site whose rows have h levels the fit saw (p, q) and one it
+    did not (z): each row's mean is the Intercept plus its h level's effect where that level was
+    fitted; the shared effects are the site's intercept (every row) and z's (its rows), with the sds
+    of their terms."""
+    from hbm import formulas
+
+    rng = np.random.default_rng(4)
+    fit = pd.DataFrame({"g": rng.choice(list("abcd"), 60), "h": rng.choice(["p", "q", "r"], 60)})
+    fit["y"] = rng.normal(size=60)
+    new = pd.DataFrame({"g": "e", "h": ["p", "z", "q", "z", "p"], "y": rng.normal(size=5)})
+    model = formulas.build({"formula": "y ~ 1 + (1|g) + (1|h)"}, fit, {}, "g")
+    draws = formulas.reported(model.prior_predictive(draws=3, random_seed=1)["prior"].to_dataset())
+    mean, design, scales = formulas.new_site(model, draws, new, "g")
+    h = draws["1|h"].transpose("chain", "draw", ...)
+    seen = [list(h["h__factor_dim"].values).index(level) if level != "z" else None for level in new["h"]]
+    expected = np.stack(
+        [draws["Intercept"].values + (h.values[..., j] if j is not None else 0.0) for j in seen], axis=-1
+    )
+    np.testing.assert_allclose(mean, expected, atol=1e-9)
+    np.testing.assert_array_equal(design, np.column_stack([np.ones(5), new["h"] == "z"]).astype(float))
+    np.testing.assert_array_equal(scales, np.stack([draws["1|g_sigma"].values, draws["1|h_sigma"].values], -1))
+
+
+def test_a_formula_with_a_crossed_grouping_is_left_out_site_by_site(tmp_path):
+    """A Normal formula with a site intercept and a crossed grouping (h, shared by the sites): each
+    fold predicts the left-out site's rows with h's fitted effects and the site's intercept drawn
+    from its population."""
+    rng = np.random.default_rng(8)
+    source = pd.DataFrame({"g": np.repeat(list("abcdef"), 12), "h": np.tile(["p", "q", "r"], 24)})
+    sites = {"a": -0.5, "b": 0.3, "c": 0.0, "d": 0.6, "e": -0.3, "f": 0.1}  # f, left out, a typical site
+    source["y"] = source["g"].map(sites) + source["h"].map({"p": -2.0, "q": 0.0, "r": 2.0}) + rng.normal(size=72)
+    row = formula_fold_on(tmp_path, source, "y ~ 1 + (1|g) + (1|h)", "f", draws=200, tune=300)
+    assert row["n"] == 12 and np.isfinite(row["lpd"]) and 0 < row["lpd_mcse"] < 0.5
+    assert 0.5 <= row["coverage_95"] <= 1 and row["mean_lower"] < row["observed_mean"] < row["mean_upper"]
 
 
 def test_new_site_draws_share_intercept_and_slopes_from_the_population():

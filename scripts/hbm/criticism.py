@@ -67,9 +67,10 @@ def formula_fold(name: str, source, rows: pd.DataFrame, site: str, selection: st
     """`fold` for formula `name` (config["formulas"][name], one with `formulas.has_new_site_density`):
     fitted with bambi to `rows` (obs_id, group, outcome) without `site`, the columns the formula uses
     besides read from the data file `source`. The fixed part of each held-out row's mean is bambi's
-    prediction without the site's effects; the site's effects (an intercept, slopes), each ~ N(0, its
-    term's sigma), are integrated out of the density (`formulas.new_site_log_density`) and drawn once
-    per posterior draw for the predictions (`formulas.new_site_draws`)."""
+    prediction without the effects the site's rows share (`formulas.new_site`: the site's intercept
+    and slopes, and those of levels of other groupings the fit never saw); those effects, each ~ N(0,
+    its term's sigma), are integrated out of the density (`formulas.new_site_log_density`) and drawn
+    once per posterior draw for the predictions (`formulas.new_site_draws`)."""
     from hbm import formulas, sampling
 
     outcome, group, spec = config["outcome"], config["group"], config["formulas"][name]

@@ -64,12 +64,14 @@ def group_terms(formula: str) -> list:
 
 
 def has_new_site_density(spec: dict, group: str) -> bool:
-    """Whether the workflow has the joint density of a new site's rows under a formula: every
-    group-specific term is grouped by the site alone, and the family integrates the site's effects out
+    """Whether the workflow has the joint density of a new site's rows under a formula: a term grouped by
+    the site, every group-specific term grouped by one plain column (the site or another, such as
+    `(1|Region)` or classes within sites), and a family that integrates the shared effects out
     (`Family.slopes`: Normal rows with any such terms, as they are jointly Normal; Student t rows with
-    one site intercept, by quadrature over that one effect)."""
+    one site intercept and no other group-specific term, by quadrature over that one effect)."""
     grouped = group_terms(spec["formula"])
-    if not grouped or any(set(term.factor.var_names) != {group} for term in grouped):
+    factors = [term.factor.name for term in grouped]
+    if group not in factors or any(term.factor.name not in term.factor.var_names for term in grouped):
         return False
     intercept_only = len(grouped) == 1 and type(grouped[0].expr).__name__ == "Intercept"
     return FAMILIES[spec.get("family", "gaussian")].slopes or intercept_only
@@ -243,44 +245,81 @@ def response_draws(model, posterior: xr.Dataset, rng) -> np.ndarray:
     return pm.draw(response, random_seed=rng)
 
 
-def site_design(model, posterior: xr.Dataset, frame: pd.DataFrame, group: str) -> tuple[np.ndarray, np.ndarray]:
-    """A new site's effects on `frame`'s rows: their design Z (row, effect), one column per effect of
-    each group-specific term (the term's transforms as fitted), and each effect's population sd
-    (chain, draw, effect), the term's `_sigma`. Z is read off bambi's `predict` of the mean, with the
-    rows taken as a fitted site's: with every parameter 0 but one of that site's effects, 1, the
-    prediction less the one with all 0 is that effect's column."""
-    import xarray as xr
+def new_site(model, posterior: xr.Dataset, frame: pd.DataFrame, group: str) -> tuple:
+    """`frame`'s rows, all of one site, as rows of a site the formula never saw, for a formula with
+    `has_new_site_density`: the mean of each row without the effects it shares with its site's other
+    rows, (chain, draw, row); those effects' design Z (row, effect); and their population sds (chain,
+    draw, effect), each its term's `_sigma`. The shared effects are the site's own (every term grouped
+    by the site) and those of levels of other grouping columns the fit never saw (e.g. classes within
+    the site), one set per level; levels it saw keep their fitted effects in the mean.
 
-    terms = model.parameters[model.family.likelihood.parent].group_specific_terms
+    Read off bambi's `predict` of the mean, with the rows of each unseen level relabelled as a fitted
+    level's: with every parameter 0 but one of that level's effects, 1, the prediction less the one
+    with all 0 is that effect's column, with the term's transforms as fitted; the mean is the
+    prediction under `posterior` less the relabelled level's effects."""
+    terms = list(model.parameters[model.family.likelihood.parent].group_specific_terms)
     sigmas = {name: posterior[f"{name}_sigma"].transpose("chain", "draw", ...) for name in terms}
     effects = [
         (name, dict(zip(sigma.dims[2:], index)))
         for name, sigma in sigmas.items()
         for index in np.ndindex(sigma.shape[2:])
     ]
+    unseen = {
+        f: np.full(len(frame), f == group) | ~frame[f].isin(model.data[f]).to_numpy() for f in map(_factor, terms)
+    }
+    stand_in = {f: _fitted_level(model, posterior, f) for f in unseen}
+    relabelled = frame.assign(**{f: frame[f].mask(rows, stand_in[f][0]) for f, rows in unseen.items()})
+    at = [{f"{_factor(name)}__factor_dim": stand_in[_factor(name)][1]} | expr for name, expr in effects]
+    unit = _unit_effects(model, posterior, relabelled, effects, at)
+    mean = _predicted_mean(model, posterior, relabelled)
+    design, scales = [], []
+    for column, (name, expr) in enumerate(effects):
+        rows = unseen[_factor(name)]
+        effect = posterior[name].transpose("chain", "draw", ...).isel(at[column]).values
+        mean = mean - effect[..., None] * np.where(rows, unit[:, column], 0.0)
+        for level in pd.unique(frame.loc[rows, _factor(name)]):
+            design.append(np.where(rows & (frame[_factor(name)] == level).to_numpy(), unit[:, column], 0.0))
+            scales.append(sigmas[name].isel(expr).values)
+    return mean, np.column_stack(design), np.stack(scales, axis=-1)
+
+
+def _unit_effects(model, posterior: xr.Dataset, frame: pd.DataFrame, effects: list, at: list) -> np.ndarray:
+    """Each of `effects` (term, expression index) at its level `at`'s contribution to the mean of
+    `frame`'s rows per unit of it, (row, effect): bambi's `predict` with every parameter 0 but that
+    effect, 1, less the prediction with all 0."""
+    import xarray as xr
+
     zero = posterior.isel(chain=[0], draw=np.zeros(len(effects) + 1, int)).assign_coords(
         draw=np.arange(len(effects) + 1)
     )
     fake = {name: xr.zeros_like(value) for name, value in zero.data_vars.items()}
-    for column, (name, expr) in enumerate(effects):  # one of the first fitted site's effects per draw
-        fake[name][{"chain": 0, "draw": column, f"{group}__factor_dim": 0, **expr}] = 1.0
-    site = posterior[f"{group}__factor_dim"].values[0]
+    for column, (name, _) in enumerate(effects):
+        fake[name][{"chain": 0, "draw": column, **at[column]}] = 1.0
+    mean = _predicted_mean(model, xr.Dataset(fake), frame)[0]
+    return (mean[:-1] - mean[-1]).T
+
+
+def _factor(term: str) -> str:
+    """The column bambi's group-specific term `term` (e.g. '1|Site') is grouped by."""
+    return term.split("|")[1]
+
+
+def _fitted_level(model, posterior: xr.Dataset, factor: str) -> tuple:
+    """A level of `factor` the fit saw, as the data spell it, and its position among the posterior's
+    levels of it."""
+    level = model.data[factor].iloc[0]
+    levels = [str(value) for value in posterior[f"{factor}__factor_dim"].values]
+    return level, levels.index(str(level))
+
+
+def _predicted_mean(model, posterior: xr.Dataset, frame: pd.DataFrame) -> np.ndarray:
+    """bambi's `predict` of the likelihood's mean for `frame`'s rows, (chain, draw, row)."""
+    import xarray as xr
+
     predicted = model.predict(
-        xr.DataTree.from_dict({"posterior": xr.Dataset(fake)}),
-        kind="response_params",
-        data=frame.assign(**{group: site}),
-        inplace=False,
+        xr.DataTree.from_dict({"posterior": posterior}), kind="response_params", data=frame, inplace=False
     )
-    mean = predicted["posterior"][model.family.likelihood.parent].transpose("chain", "draw", ...).values[0]
-    scales = [sigmas[name][expr].values for name, expr in effects]
-    return (mean[:-1] - mean[-1]).T, np.stack(scales, axis=-1)
-
-
-def new_site(model, posterior: xr.Dataset, frame: pd.DataFrame, group: str) -> tuple:
-    """`frame`'s rows, all of one site, as rows of a site the formula never saw, for a formula with
-    `has_new_site_density`: their `fixed_means` (chain, draw, row) and the site's effects'
-    `site_design` and sds, what `new_site_log_density` and `new_site_draws` take."""
-    return (fixed_means(model, posterior, frame), *site_design(model, posterior, frame, group))
+    return predicted["posterior"][model.family.likelihood.parent].transpose("chain", "draw", ...).values
 
 
 def new_site_log_density(spec: dict, residuals: np.ndarray, design, scales, posterior: xr.Dataset) -> np.ndarray:
@@ -373,26 +412,6 @@ def new_group_draws(model, tree: xr.DataTree, frame: pd.DataFrame, rng) -> np.nd
             tree, kind="response", data=frame, inplace=False, sample_new_groups=True, random_seed=rng
         )
     return predicted["posterior_predictive"][model.response_term.name].values
-
-
-def fixed_means(model, posterior: xr.Dataset, frame: pd.DataFrame) -> np.ndarray:
-    """The mean of each of `frame`'s rows without its site's effect, (chain, draw, row): bambi's
-    `predict` of the mean with the group-specific terms left out; 0 where the formula has no other
-    term (bambi's `predict` cannot leave out the only term)."""
-    import xarray as xr
-
-    component = model.parameters[model.family.likelihood.parent]
-    if not component.common_terms and component.intercept_term is None:
-        return np.zeros((posterior.sizes["chain"], posterior.sizes["draw"], len(frame)))
-    predicted = model.predict(
-        xr.DataTree.from_dict({"posterior": posterior}),
-        kind="response_params",
-        data=frame,
-        inplace=False,
-        include_group_specific=False,
-    )
-    mean = predicted["posterior"][model.family.likelihood.parent]
-    return mean.transpose("chain", "draw", ...).values
 
 
 def crosscheck(

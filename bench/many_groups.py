@@ -46,9 +46,12 @@ def simulate(path: Path, groups: int, rows: int, seed: int = 7) -> str:
     return str(labels[np.argmax(sizes)])
 
 
-def simulated_config(data: Path, new_site: str) -> dict:
+def simulated_config(data: Path, new_site: str, rows: int) -> dict:
+    """radon.yaml's settings on simulated data; `storage.max_values` raised where the default would keep
+    fewer than the 100 posterior predictive draws per row the workflow asks for (1,000,000 rows)."""
     config = yaml.safe_load((ROOT / "config" / "radon.yaml").read_text())
     config.update(data={"path": str(data)}, outcome="y", group="group", selections={"sim": "all"}, new_sites=[new_site])
+    config["storage"] = {"max_values": max(50_000_000, 100 * rows)}
     return config
 
 
@@ -130,7 +133,7 @@ def main():
             data = Path(tmp) / f"sim_{groups}.csv"
             new_site = simulate(data, groups, rows)
             label = f"simulated, {groups:,} groups x {rows:,} rows"
-            case(label, simulated_config(data, new_site), "sim", TRUTH, warm=groups < 2000)
+            case(label, simulated_config(data, new_site, rows), "sim", TRUTH, warm=groups < 2000)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ def make_tables(
     `outputs`: the rule's named outputs (summary_{model}, ppc_{model} and one per comparison table)."""
     log = io.setup_logging(log_path)
     data = io.read_grouped(data_path, settings["outcome"], settings["group"])
-    trees = {name: io.read_tree(path) for name, path in posteriors.items()}
+    trees = {name: io.read_tree(path, ["posterior"]) for name, path in posteriors.items()}
     draws = {name: tree["posterior"].to_dataset() for name, tree in trees.items()}
     tables = {}
     for name in trees:
@@ -19,8 +19,9 @@ def make_tables(
         prior_only = (summary["identified_by"] != "data").sum()
         if prior_only:
             log.info("%s: %d parameters identified by their prior alone (sites with one row)", name, prior_only)
-        predictive = io.read_tree(predictives[name])["posterior_predictive"]["y_est"]
+        predictive = io.read_tree(predictives[name], ["posterior_predictive"])["posterior_predictive"]["y_est"]
         tables[f"ppc_{name}"] = t.ppc_intervals(predictive, data)
+        del predictive  # rows x draws: freed before the next model's are read
     tables["mu_comparison"] = t.mu_comparison(draws, data.sites)
     tables["convergence"] = t.convergence(trees)
     population = models.population_model(draws)

@@ -143,8 +143,15 @@ def observed_data(y, obs_id) -> xr.Dataset:
     return xr.Dataset({"y_est": ("obs_id", np.asarray(y, float))}, coords={"obs_id": obs_id})
 
 
-def read_tree(path: str | Path) -> xr.DataTree:
-    return xr.load_datatree(path, engine="netcdf4")
+def read_tree(path: str | Path, groups: list[str] | None = None) -> xr.DataTree:
+    """A NetCDF file's groups read into memory, with its attributes: all of them, or only `groups`
+    (the others are never read: a posterior file's prior predictive draws take rows x draws)."""
+    if groups is None:
+        return xr.load_datatree(path, engine="netcdf4")
+    with xr.open_datatree(path, engine="netcdf4") as tree:
+        part = xr.DataTree.from_dict({group: tree[group].to_dataset().load() for group in groups})
+        part.attrs = dict(tree.attrs)
+    return part
 
 
 def recorded_failures(tree: xr.DataTree) -> list[str]:

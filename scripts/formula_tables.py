@@ -32,11 +32,11 @@ def formula_tables(
     for name, tree in trees.items():
         rows = _grouped(tree)
         tables[f"summary_{name}"] = t.posterior_summary(tree["posterior"].to_dataset(), rows)
-        predictive = io.read_tree(predictives[name])["posterior_predictive"]["y_est"]
+        predictive = io.read_tree(predictives[name], ["posterior_predictive"])["posterior_predictive"]["y_est"]
         tables[f"ppc_{name}"] = t.ppc_intervals(predictive, rows)
         model = settings["formulas"][name].get("priors", "default")
         if model in model_posteriors:
-            ours = io.read_tree(model_posteriors[model])["posterior"].to_dataset()
+            ours = io.read_tree(model_posteriors[model], ["posterior"])["posterior"].to_dataset()
             checks.append(formulas.crosscheck(name, tree["posterior"].to_dataset(), model, ours, group))
     crosscheck = pd.concat(checks, ignore_index=True) if checks else pd.DataFrame(columns=CROSSCHECK_COLUMNS[:-1])
     crosscheck["passed"] = crosscheck["z"].abs() <= Z_LIMIT

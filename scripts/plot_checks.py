@@ -31,7 +31,7 @@ def figures(inputs: dict, models: list, new_sites: dict, selection: str, setting
         yield f"ppc_{name}", plotting.ppc_intervals(_read(path), outcome, label, colours, options)
     if "population_posterior" not in inputs:
         return
-    posterior = io.read_tree(inputs["population_posterior"])["posterior"].to_dataset()
+    posterior = io.read_tree(inputs["population_posterior"], ["posterior"])["posterior"].to_dataset()
     population = float(posterior["hyper_mu"].mean())
     title = f"Shrinkage ({selection}): partial pooling pulls site means\ntowards the population, small sites most"
     yield "shrinkage", plotting.shrinkage(_read(inputs["shrinkage"]), outcome, title, options, population)

@@ -14,7 +14,7 @@ def predict_new_site(
     rows, dropped = hdata.subset(frame, outcome, group, [site])
     if dropped:
         log.info("dropped %d rows of %s with a missing %s", dropped, site, outcome)
-    posterior = io.read_tree(posterior_path)["posterior"].to_dataset()
+    posterior = io.read_tree(posterior_path, ["posterior"])["posterior"].to_dataset()
     seed = int(posterior.attrs["seed"])
     obs_id = rows["obs_id"].to_numpy()
     rng = io.rng_for(seed, selection, "new_site", site)

@@ -28,9 +28,7 @@ def make_tables(
     if population:
         tables["variance_decomposition"] = t.variance_decomposition(draws[population])
         tables["shrinkage"] = t.shrinkage(draws, data, population)
-        tables["new_site_coverage"] = t.new_sites_coverage(
-            {site: io.read_tree(path) for site, path in new_sites.items()}
-        )
+        tables["new_site_coverage"] = t.new_sites_coverage(new_sites)
     io.write_outputs(tables.items(), outputs, io.write_csv)
     for name, frame in tables.items():
         log.info("wrote %s (%d rows)", outputs[name], len(frame))

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import xarray as xr
-from arviz_stats import compare, hdi, summary
+from arviz_stats import compare, summary
 
 from hbm import io
 from hbm.data import Grouped
@@ -52,28 +52,45 @@ def posterior_summary(posterior: xr.Dataset, data: Grouped) -> pd.DataFrame:
     return table
 
 
-def hdi_bounds(draws: xr.DataArray, prob: float, block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+def hdi_bounds(draws: xr.DataArray, prob: float, budget: int = 2**22) -> tuple[np.ndarray, np.ndarray]:
     """ArviZ's default HDI (`arviz_stats.hdi`, method "nearest", `_hdi_linear_nearest_common`: the
     narrowest pair of sorted draws floor(prob * n) apart), for every other coordinate at once:
     ArviZ loops over them in Python, which takes minutes for a million rows. Lower and upper bounds
     over the dims other than chain and draw, in their order; tests/test_tables.py keeps it equal to
-    ArviZ's. Sorted `block` coordinates at a time, so a million rows never need a sorted copy of all."""
+    ArviZ's."""
     values = draws.transpose(*SAMPLE, ...).values
-    flat = values.reshape(values.shape[0] * values.shape[1], -1)
-    lower, upper = np.empty(flat.shape[1], flat.dtype), np.empty(flat.shape[1], flat.dtype)
-    for first in range(0, flat.shape[1], block):
-        columns = slice(first, first + block)
-        lower[columns], upper[columns] = _hdi_columns(flat[:, columns], prob)
+    lower, upper = sample_hdi(values.reshape(values.shape[0] * values.shape[1], -1), prob, budget)
     return lower.reshape(values.shape[2:]), upper.reshape(values.shape[2:])
 
 
-def _hdi_columns(samples: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
-    """`hdi_bounds` of a (samples, columns) array."""
-    ordered = np.sort(samples, axis=0)
-    n = ordered.shape[0]
+def sample_hdi(samples: np.ndarray, prob: float, budget: int = 2**22) -> tuple[np.ndarray, np.ndarray]:
+    """`hdi_bounds` of each column of a (samples, columns) array, in memory of about `budget` values
+    beside the input: columns are sorted a block at a time, and interval widths compared a block of
+    rows at a time (a million rows' predictive draws never need a sorted copy of all of them)."""
+    n, m = samples.shape
+    lower, upper = np.empty(m, samples.dtype), np.empty(m, samples.dtype)
+    width = max(1, budget // n)
+    for first in range(0, m, width):
+        columns = slice(first, first + width)
+        lower[columns], upper[columns] = _narrowest(np.sort(samples[:, columns], axis=0), prob, budget)
+    return lower, upper
+
+
+def _narrowest(ordered: np.ndarray, prob: float, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of sorted draws, the narrowest pair floor(prob * n) apart (the first, where tied)."""
+    n, m = ordered.shape
     step = min(int(np.floor(prob * n)), n - 1)
-    start = np.argmin(ordered[step:] - ordered[: n - step], axis=0)[None]
-    return np.take_along_axis(ordered, start, 0)[0], np.take_along_axis(ordered, start + step, 0)[0]
+    starts, columns = n - step, np.arange(m)
+    best, start = np.full(m, np.inf), np.zeros(m, dtype=int)
+    rows = max(1, budget // m)
+    for first in range(0, starts, rows):
+        last = min(first + rows, starts)
+        widths = ordered[first + step : last + step] - ordered[first:last]
+        local = np.argmin(widths, axis=0)
+        narrowest = widths[local, columns]
+        narrower = narrowest < best
+        best[narrower], start[narrower] = narrowest[narrower], first + local[narrower]
+    return ordered[start, columns], ordered[start + step, columns]
 
 
 def ppc_intervals(predictive: xr.DataArray, data: Grouped, prob: float = 0.95) -> pd.DataFrame:
@@ -161,18 +178,18 @@ COVERAGE_COLUMNS = ["site", "n", "observed_mean", "predictive_mean", "hdi_lower"
 
 
 def new_sites_coverage(predictions: dict, prob: float = 0.95) -> pd.DataFrame:
-    """`new_site_coverage` of every new site (site -> its predictions), one row each; no rows if none."""
-    rows = [new_site_coverage(site, tree, prob) for site, tree in predictions.items()]
+    """`new_site_coverage` of every new site (site -> its predictions' NetCDF file, read one at a time),
+    one row each; no rows if none."""
+    rows = [new_site_coverage(site, io.read_tree(path), prob) for site, path in predictions.items()]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=COVERAGE_COLUMNS)
 
 
 def new_site_coverage(site: str, predictions: xr.DataTree, prob: float = 0.95) -> pd.DataFrame:
-    """Share of the new site's observations inside the central predictive HDI of one of its rows."""
+    """Share of the new site's observations inside the central predictive HDI of one of its rows (the
+    HDI of all its rows' draws pooled, as ArviZ's `hdi` over them)."""
     draws = predictions["predictions"]["y_est"]
     observed = predictions["observed_data"]["y_est"].values
-    pooled = draws.stack(sample=[*SAMPLE, "obs_id"])
-    bounds = hdi(pooled, prob=prob, dim="sample")
-    lower, upper = float(bounds.sel(ci_bound="lower")), float(bounds.sel(ci_bound="upper"))
+    lower, upper = (float(bound[0]) for bound in sample_hdi(draws.values.reshape(-1, 1), prob))
     inside = (observed >= lower) & (observed <= upper)
     values = [site, observed.size, observed.mean(), float(draws.mean()), lower, upper, inside.mean(), prob]
     return pd.DataFrame([dict(zip(COVERAGE_COLUMNS, values))])

@@ -10,12 +10,14 @@ Cases: Minnesota radon (85 counties, config/radon.yaml), cold and warm compile c
 400 groups with many of one or two rows, cold and warm; simulated 2,000 groups x 1,000,000 rows with
 heavy-tailed sizes, cold. For each: wall seconds of `snakemake` plus `snakemake --report`, the
 machine's speed just before (`runs.speed_reference`: seconds to import PyMC in a new process), the peak
-memory of the largest step (Snakemake's benchmark files), divergences per model, whether the gate
+memory of the largest step (as each step's log records it), divergences per model, whether the gate
 passed, and for simulated data whether the true population parameters lie in their 94% HDIs.
 """
 
 import argparse
 import json
+import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,6 +26,9 @@ import pandas as pd
 import yaml
 
 from runs import ROOT, speed_reference, timed_run
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from hbm.io import PEAK_MEMORY
 
 RADON = ROOT.parent / "shared" / "data" / "radon" / "radon.csv"
 TRUTH = {"hyper_mu": 1.0, "between_variability": 0.5, "within_variability": 0.8}
@@ -61,12 +66,15 @@ def run(workdir: Path, config: dict) -> float:
     return timed_run(workdir, ARGS.cores)
 
 
+def peak_memory(log: Path) -> float:
+    """A step's peak resident memory in MB, as its log's last line records it (0 if it records none)."""
+    found = re.findall(rf"{re.escape(PEAK_MEMORY)} (\d+) MB", log.read_text())
+    return float(found[-1]) if found else 0.0
+
+
 def facts(workdir: Path, selection: str, truth: dict | None) -> dict:
     """Peak memory of the largest step, divergences per model, the gate's verdict, truth coverage."""
-    peaks = {
-        str(path.relative_to(workdir / "benchmarks")): float(pd.read_csv(path, sep="\t")["max_rss"].max())
-        for path in (workdir / "benchmarks").rglob("*.tsv")
-    }
+    peaks = {str(path.relative_to(workdir / "logs")): peak_memory(path) for path in (workdir / "logs").rglob("*.log")}
     step, peak = max(peaks.items(), key=lambda item: item[1])
     verdict = pd.read_csv(workdir / "results" / selection / "tables" / "convergence.csv")
     out = {

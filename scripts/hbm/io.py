@@ -8,6 +8,7 @@ import logging
 import os
 import platform
 import re
+import resource
 import sys
 import sysconfig
 import tempfile
@@ -187,10 +188,17 @@ def write_outputs(items, outputs: dict, write) -> None:
         raise KeyError(f"outputs of this rule not written: {', '.join(left)}")
 
 
+PEAK_MEMORY = "peak memory (resident):"
+
+
 def run_step(step, *args, **kwargs):
-    """Run a step from its Snakemake job: a bad input or failed check ends it with one message."""
+    """Run a step from its Snakemake job: a bad input or failed check ends it with one message. The log
+    ends with the step's peak memory (exact, unlike a benchmark file's sampled max_rss)."""
+    log = logging.getLogger("hbm")
     try:
         return step(*args, **kwargs)
     except (InputError, ConvergenceError) as error:
-        logging.getLogger("hbm").error("%s", error)
+        log.error("%s", error)
         sys.exit(1)
+    finally:
+        log.info("%s %.0f MB", PEAK_MEMORY, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

@@ -94,14 +94,15 @@ def _narrowest(ordered: np.ndarray, prob: float, budget: int) -> tuple[np.ndarra
 
 
 def ppc_intervals(predictive: xr.DataArray, data: Grouped, prob: float = 0.95) -> pd.DataFrame:
-    """Per observation: the observed value, the predictive mean and HDI, and whether it lies inside."""
+    """Per observation: the observed value, the predictive mean and HDI, and whether it lies inside (means
+    with skipna=False: xarray would otherwise copy all rows x draws to mask NaNs)."""
     lower, upper = hdi_bounds(predictive, prob)
     return pd.DataFrame(
         {
             "obs_id": data.obs_id,
             "site": np.asarray(data.sites)[data.site_idx],
             "observed": data.y,
-            "predictive_mean": predictive.mean(SAMPLE).values,
+            "predictive_mean": predictive.mean(SAMPLE, skipna=False).values,
             "hdi_lower": lower,
             "hdi_upper": upper,
             "inside": (data.y >= lower) & (data.y <= upper),
@@ -191,7 +192,7 @@ def new_site_coverage(site: str, predictions: xr.DataTree, prob: float = 0.95) -
     observed = predictions["observed_data"]["y_est"].values
     lower, upper = (float(bound[0]) for bound in sample_hdi(draws.values.reshape(-1, 1), prob))
     inside = (observed >= lower) & (observed <= upper)
-    values = [site, observed.size, observed.mean(), float(draws.mean()), lower, upper, inside.mean(), prob]
+    values = [site, observed.size, observed.mean(), float(draws.mean(skipna=False)), lower, upper, inside.mean(), prob]
     return pd.DataFrame([dict(zip(COVERAGE_COLUMNS, values))])
 
 

@@ -81,6 +81,8 @@ def fit(
         convergence_failures=gate_failures,
         likely_causes=causes,
     )
+    if predictive_path:  # first, so that its rows x draws are freed before the prior predictive's are made
+        io.write_tree(_posterior_predictive(posterior, name, selection, data, config, attrs), predictive_path)
     result = xr.DataTree.from_dict(
         {
             "posterior": posterior.assign_attrs(attrs),
@@ -105,8 +107,6 @@ def fit(
     if gate_failures:
         log.warning("%s on %s failed the convergence gate: %s", name, selection, "; ".join(gate_failures + causes))
     io.write_tree(result, out_path)
-    if predictive_path:
-        io.write_tree(_posterior_predictive(posterior, name, selection, data, config, attrs), predictive_path)
     return result
 
 

@@ -49,8 +49,11 @@ def log_likelihood(posterior: xr.Dataset, name: str, data: Grouped, level: str) 
 def posterior_predictive(posterior: xr.Dataset, name: str, data: Grouped, rng, max_values: int) -> xr.Dataset:
     """Replicated y per draw and row; draws are thinned evenly when chains x draws x rows > max_values."""
     posterior, step = thinned(posterior, len(data.y), max_values)
-    mean, sd = row_parameters(posterior, name, data)
-    values = mean + sd * rng.standard_normal(mean.shape)
+    mean, sd = site_parameters(posterior, name, data)
+    values = rng.standard_normal((*mean.shape[:2], len(data.y)))
+    for chain in range(values.shape[0]):  # mean + sd * values in place, one chain's rows at a time
+        values[chain] *= sd[chain][..., data.site_idx]
+        values[chain] += mean[chain][..., data.site_idx]
     return (
         xr.Dataset({"y_est": (("chain", "draw", "obs_id"), values)}, coords=posterior.coords)
         .assign_coords(obs_id=data.obs_id)

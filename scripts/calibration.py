@@ -17,7 +17,8 @@ def calibration(
     log = io.setup_logging(log_path)
     rows, pits = [], {}
     for name, posterior_path, predictive_path in zip(models, posterior_paths, predictive_paths):
-        pit, note = loo_pit(io.read_tree(posterior_path), io.read_tree(predictive_path))
+        posterior = io.read_tree(posterior_path, ["posterior", "log_likelihood", "observed_data"])
+        pit, note = loo_pit(posterior, io.read_tree(predictive_path, ["posterior_predictive"]))
         rows.append(summary(name, pit, note))
         if pit is not None:
             pits[name] = (pit, note)

@@ -27,7 +27,9 @@ def formula_tables(
     predictions, new_site_coverage)."""
     log = io.setup_logging(log_path)
     group = settings["group"]
-    trees = {name: io.read_tree(path) for name, path in posteriors.items()}
+    trees = {
+        name: io.read_tree(path, ["posterior", "observed_data", "constant_data"]) for name, path in posteriors.items()
+    }
     tables, checks = {}, []
     for name, tree in trees.items():
         rows = _grouped(tree)

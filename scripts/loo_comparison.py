@@ -16,7 +16,7 @@ def loo_comparison(
     data = io.read_grouped(data_path, settings["outcome"], settings["group"])
     results, facts = {}, []
     for name, path in posteriors.items():
-        tree = io.read_tree(path)
+        tree = io.read_tree(path, ["posterior"])
         results[name], row = hloo.model_loo(
             tree, name, data, settings["models"][name]["priors"], tree.attrs["pointwise_level"]
         )
@@ -24,7 +24,7 @@ def loo_comparison(
         log.info("%s: %s", name, row["remedy"])
     rows_left_out = all(row["left_out"] == "one row" for row in facts)
     for name, path in (formulas or {}).items():
-        tree = io.read_tree(path)
+        tree = io.read_tree(path, ["posterior", "log_likelihood"])
         if not rows_left_out or not np.array_equal(tree["log_likelihood"]["obs_id"].values, data.obs_id):
             why = "the models leave out whole sites" if not rows_left_out else "it was fitted to fewer rows"
             log.info("%s: left out of the comparison, as %s", name, why)

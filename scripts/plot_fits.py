@@ -35,7 +35,7 @@ def figures(data_path, posteriors: dict, summaries: dict, selection: str, settin
     model and of every formula that has them (bambi's terms summed into each site's mean)."""
     options = settings["plots"]
     data = io.read_grouped(data_path, settings["outcome"], settings["group"])
-    trees = {name: io.read_tree(path) for name, path in posteriors.items()}
+    trees = {name: io.read_tree(path, ["posterior"]) for name, path in posteriors.items()}
     labels = {name: plotting.model_label(name, io.recorded_failures(tree)) for name, tree in trees.items()}
     for name, tree in trees.items():
         summary = pd.read_csv(summaries[name], keep_default_na=False)
@@ -43,7 +43,7 @@ def figures(data_path, posteriors: dict, summaries: dict, selection: str, settin
 
     site_means = {labels[name]: site_mean_summary(tree["posterior"]["mu"]) for name, tree in trees.items()}
     for name, path in formulas.items():
-        tree = io.read_tree(path)
+        tree = io.read_tree(path, ["posterior"])
         if SITE_MEAN in tree["posterior"]:
             label = plotting.model_label(name, io.recorded_failures(tree))
             site_means[label] = site_mean_summary(tree["posterior"][SITE_MEAN])

@@ -37,7 +37,7 @@ def figures(posteriors: dict, ppc_tables: dict, selection: str, settings: dict):
     """(output name, figure) per formula: its trace plot, then its PPC intervals."""
     options = settings["plots"]
     for name, path in posteriors.items():
-        tree = io.read_tree(path)
+        tree = io.read_tree(path, ["posterior"])
         spec = settings["formulas"][name]
         label = plotting.model_label(name, io.recorded_failures(tree))
         title = f"{label}: {spec['formula']} ({selection})"

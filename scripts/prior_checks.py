@@ -15,7 +15,8 @@ SENSITIVITY_COLUMNS = ["model", "parameter", "prior", "likelihood", "diagnosis",
 def prior_checks(posterior_paths, models: list, outputs: dict, selection: str, settings: dict, log_path=None):
     """`outputs`: the rule's named outputs (predictive, sensitivity, figure)."""
     log = io.setup_logging(log_path)
-    trees = {name: io.read_tree(path) for name, path in zip(models, posterior_paths)}
+    groups = ["posterior", "log_likelihood", "log_prior", "observed_data", "prior_predictive"]
+    trees = {name: io.read_tree(path, groups) for name, path in zip(models, posterior_paths)}
     observed = next(iter(trees.values()))["observed_data"]["y_est"].values
     predictive = pd.DataFrame(
         [data_quantiles(observed)] + [prior_predictive_row(name, tree, observed) for name, tree in trees.items()],

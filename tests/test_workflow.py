@@ -225,6 +225,15 @@ def test_artifacts_hold_no_absolute_path_of_this_machine(workdir):
                 assert prefix.encode() not in content, (path, prefix)
 
 
+def test_every_step_log_ends_with_its_peak_memory(workdir):
+    """Each step's log ends with its process's peak memory, which sizes cluster requests."""
+    logs = sorted((workdir / "logs").rglob("*.log"))
+    assert len(logs) > 20
+    for path in logs:
+        last = path.read_text().splitlines()[-1]
+        assert io.PEAK_MEMORY in last and float(last.split(io.PEAK_MEMORY)[1].split()[0]) > 50, (path, last)
+
+
 def test_lint_passes(test_config, tmp_path):
     result = run_snakemake(tmp_path, test_config, "--lint")
     assert result.returncode == 0, result.stdout + result.stderr

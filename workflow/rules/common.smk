@@ -324,8 +324,8 @@ def check_figure_inputs(wildcards):
 
 
 def scaled(mem_mb, runtime=15):
-    """A job's memory (MB) and time (minutes), sized from the measured peaks of the default analysis
-    (benchmarks/*.tsv, doubled) and multiplied by the attempt, so a retry after running out of memory
+    """A job's memory (MB) and time (minutes), sized from the peaks of the default analysis (the last
+    line of each step's log, doubled) and multiplied by the attempt, so a retry after running out of memory
     or time asks for more. In the rules, so `--default-resources` or `--set-resources` on the command
     line add to them instead of replacing them."""
     return {

@@ -47,7 +47,7 @@ rule loo_comparison:
     conda:
         ENV
     resources:
-        **scaled(1500),
+        **scaled(2500),
     params:
         formulas=FORMULAS,
         settings=settings("outcome", "group", "models", "formulas"),

@@ -16,7 +16,6 @@ passed, and for simulated data whether the true population parameters lie in the
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +27,7 @@ import yaml
 from runs import ROOT, speed_reference, timed_run
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from hbm.io import PEAK_MEMORY
+from hbm.io import logged_peak_memory
 
 RADON = ROOT.parent / "shared" / "data" / "radon" / "radon.csv"
 TRUTH = {"hyper_mu": 1.0, "between_variability": 0.5, "within_variability": 0.8}
@@ -66,15 +65,12 @@ def run(workdir: Path, config: dict) -> float:
     return timed_run(workdir, ARGS.cores)
 
 
-def peak_memory(log: Path) -> float:
-    """A step's peak resident memory in MB, as its log's last line records it (0 if it records none)."""
-    found = re.findall(rf"{re.escape(PEAK_MEMORY)} (\d+) MB", log.read_text())
-    return float(found[-1]) if found else 0.0
-
-
 def facts(workdir: Path, selection: str, truth: dict | None) -> dict:
     """Peak memory of the largest step, divergences per model, the gate's verdict, truth coverage."""
-    peaks = {str(path.relative_to(workdir / "logs")): peak_memory(path) for path in (workdir / "logs").rglob("*.log")}
+    peaks = {
+        str(path.relative_to(workdir / "logs")): logged_peak_memory(path) or 0.0
+        for path in (workdir / "logs").rglob("*.log")
+    }
     step, peak = max(peaks.items(), key=lambda item: item[1])
     verdict = pd.read_csv(workdir / "results" / selection / "tables" / "convergence.csv")
     out = {

@@ -191,6 +191,14 @@ def write_outputs(items, outputs: dict, write) -> None:
 PEAK_MEMORY = "peak memory (resident):"
 
 
+def logged_peak_memory(log_path: str | Path) -> float | None:
+    """The peak memory in MB that `run_step` wrote on the last line of a step's log (None if it is not
+    there, e.g. the step was killed)."""
+    lines = Path(log_path).read_text().splitlines()
+    found = re.search(rf"{re.escape(PEAK_MEMORY)} (\d+) MB$", lines[-1]) if lines else None
+    return float(found.group(1)) if found else None
+
+
 def run_step(step, *args, **kwargs):
     """Run a step from its Snakemake job: a bad input or failed check ends it with one message. The log
     ends with the step's peak memory (exact, unlike a benchmark file's sampled max_rss)."""

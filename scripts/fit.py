@@ -27,8 +27,7 @@ def fit_step(
     """The fit step of model `name`; `compiledir`: PyTensor's compile cache for this job (PyTensor's
     own default if None)."""
     io.setup_logging(log_path)
-    if compiledir:
-        io.use_compile_cache(compiledir)
+    io.load_modelling(compiledir)
     fit(data_path, posterior_path, name, selection, config, cores, predictive_path, graph_path)
 
 

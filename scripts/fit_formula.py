@@ -30,8 +30,7 @@ def fit_formula_step(
     """The fit step of formula `name`; `new_sites`: new site -> the NetCDF of its predictions (none for
     a formula without a term grouped by site); `compiledir`: PyTensor's compile cache for this job."""
     io.setup_logging(log_path)
-    if compiledir:
-        io.use_compile_cache(compiledir)
+    io.load_modelling(compiledir)
     fit_formula(
         data_path, rows_path, posterior_path, name, selection, settings, cores, predictive_path, graph_path, new_sites
     )

@@ -12,8 +12,7 @@ def leave_one_site_out(
 ):
     """`data_path`: the selection's rows; `source`: the data file, for the other columns formulas use."""
     log = io.setup_logging(log_path)
-    if compiledir:
-        io.use_compile_cache(compiledir)
+    io.load_modelling(compiledir)
     from hbm import criticism
 
     data = io.read_grouped(data_path, settings["outcome"], settings["group"])

@@ -1,0 +1,51 @@
+"""What every step's job shares: `io.run_step`."""
+
+import subprocess
+import sys
+import textwrap
+
+from helpers import ROOT
+
+STEP = """
+import gc, sys
+sys.path.insert(0, {scripts!r})
+from hbm import io
+
+kept = []
+
+def step():
+    kept.extend([[i] for i in range(20000)])  # what a step leaves alive until the process ends
+
+before = gc.get_freeze_count()
+io.run_step(step)
+print(before, gc.get_freeze_count())
+"""
+
+
+def test_a_step_leaves_its_objects_out_of_the_collectors_reach():
+    """The objects alive before and after the step are frozen, so the collection at interpreter exit
+    does not walk them."""
+    code = textwrap.dedent(STEP).format(scripts=str(ROOT / "scripts"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after = map(int, done.stdout.split())
+    assert after - before >= 20000, done.stdout
+
+
+MODELLING = """
+import gc, sys
+sys.path.insert(0, {scripts!r})
+from hbm import io
+
+before = gc.get_freeze_count()
+io.load_modelling({compiledir!r})
+import pytensor
+print(before, gc.get_freeze_count(), gc.isenabled(), "pymc" in sys.modules, pytensor.config.base_compiledir)
+"""
+
+
+def test_the_modelling_libraries_load_into_the_given_compile_cache_and_are_frozen(tmp_path):
+    code = textwrap.dedent(MODELLING).format(scripts=str(ROOT / "scripts"), compiledir=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after, enabled, pymc, compiledir = done.stdout.split()
+    assert int(after) - int(before) > 100000, done.stdout  # PyMC's, PyTensor's and ArviZ's objects
+    assert (enabled, pymc, compiledir) == ("True", "True", str(tmp_path)), done.stdout

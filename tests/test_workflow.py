@@ -70,7 +70,6 @@ TABLE_COLUMNS = {
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     config = changed(load_config("tests/config/test.yaml"), "criticism", "leave_one_site_out", True)
-    config = changed(config, "criticism", "leave_one_site_out_formulas", True)
     workdir = tmp_path_factory.mktemp("workflow")
     run_snakemake(workdir, config, "--cores", "2", check=True)
     run_snakemake(workdir, config, "--report", "results/report.zip", check=True)

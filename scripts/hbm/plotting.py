@@ -49,16 +49,21 @@ def model_label(name: str, failures: list | None = None) -> str:
     return label + (" (FAILED the convergence gate)" if failures else "")
 
 
-def figure(options: dict, groups: int = 0, wide: bool = False, columns: int = 1, legend: bool = False):
+def figure(options: dict, groups: int = 0, wide: bool = False, columns: int = 1, legend: bool = False, panels=0):
     """A constrained-layout figure, taller with the number of groups it labels one per row, and wider
-    by a third where a legend sits beside the axes."""
+    by a third where a legend sits beside the axes; `columns` axes side by side, each as wide as the
+    figure size, or `panels` axes sharing the figure size and the y axis."""
     width, height = options.get("wide_figsize" if wide else "figsize", (12, 4.5) if wide else (7, 4.5))
     width *= 4 / 3 if legend else 1
     if FEW < groups <= LABEL_LIMIT:
         height = max(height, 1.6 + INCH_PER_GROUP * groups)
     elif groups > LABEL_LIMIT:
         height = max(height, 7.0)
-    fig, axes = plt.subplots(1, columns, figsize=(width * (1 if columns == 1 else columns / 1.4), height))
+    if panels:
+        fig, axes = plt.subplots(1, panels, figsize=(width, height), sharey=True, squeeze=False)
+        axes = axes[0]
+    else:
+        fig, axes = plt.subplots(1, columns, figsize=(width * (1 if columns == 1 else columns / 1.4), height))
     fig.set_layout_engine("constrained")
     return fig, axes
 
@@ -407,40 +412,29 @@ def new_site_figure(tree, coverage, site: str, source: str, outcome: str, option
 
 def held_out_sites(folds: pd.DataFrame, outcome: str, title: str, options: dict):
     """Each site's observed mean (black) against the 95% predictive interval of its mean under each
-    model fitted without it; sites ordered by size, the largest at the top."""
+    model fitted without it, one panel per model (each on its own scale: one model's intervals may be
+    many times wider than another's); sites ordered by size, the largest at the top."""
     counts = folds.drop_duplicates("site").set_index("site")["n"].sort_values(kind="stable")
     position = pd.Series(np.arange(len(counts)), index=counts.index)
-    width = (folds["mean_upper"] - folds["mean_lower"]).groupby(folds["model"], sort=False).mean()
-    names = list(width.sort_values(ascending=False, kind="stable").index)  # the narrowest drawn on top
-    fig, ax = figure(options, groups=len(counts), legend=True)
+    names = list(pd.unique(folds["model"]))
+    fig, axes = figure(options, groups=len(counts), wide=True, panels=len(names))
     many = len(counts) > LABEL_LIMIT
-    offsets = np.linspace(-0.2, 0.2, len(names)) if len(names) > 1 and not many else np.zeros(len(names))
-    for name, offset in zip(names, offsets):
+    for ax, name in zip(axes, names):
         rows = folds[folds["model"] == name]
-        y = position[rows["site"]].to_numpy() + offset
-        failed = (~rows["passed"].astype(bool)).sum()
-        label = model_label(name) + (f" ({failed} folds FAILED the convergence gate)" if failed else "")
+        y = position[rows["site"]].to_numpy()
         colour = _colour_of(model_label(name), [model_label(other) for other in names])
-        ax.hlines(
-            y, rows["mean_lower"], rows["mean_upper"], color=colour, lw=2 if not many else 0.5, alpha=0.7, label=label
-        )
-    observed = folds.drop_duplicates("site")
-    ax.scatter(
-        observed["observed_mean"],
-        position[observed["site"]],
-        color="black",
-        s=14 if not many else 2,
-        zorder=3,
-        label="observed mean",
-        rasterized=many,
-    )
-    note = group_labels(ax, position.to_numpy(), list(counts.index), counts.to_numpy(), axis="y")
-    ax.set_ylim(-1, len(counts))
-    ax.grid(axis="y", visible=False)
-    ax.set_xlabel(f"mean {outcome} of the site's rows (95% predictive interval from the other sites)")
-    ax.set_ylabel("sites by size, largest at the top")
-    ax.set_title(f"{title}\n{note}", fontsize="medium")
-    legend_beside(ax)
+        ax.hlines(y, rows["mean_lower"], rows["mean_upper"], color=colour, lw=2 if not many else 0.5, alpha=0.8)
+        ax.scatter(rows["observed_mean"], y, color="black", s=14 if not many else 2, zorder=3, rasterized=many)
+        outside = ((rows["observed_mean"] < rows["mean_lower"]) | (rows["observed_mean"] > rows["mean_upper"])).sum()
+        failed = (~rows["passed"].astype(bool)).sum()
+        verdict = f"\n{failed} folds FAILED the convergence gate" if failed else ""
+        ax.set_title(f"{model_label(name)}\n{outside} of {len(rows)} outside{verdict}", fontsize="small")
+        ax.grid(axis="y", visible=False)
+    note = group_labels(axes[0], position.to_numpy(), list(counts.index), counts.to_numpy(), axis="y")
+    axes[0].set_ylim(-1, len(counts))
+    axes[0].set_ylabel("sites by size, largest at the top")
+    fig.supxlabel(f"mean {outcome} of the site's rows: observed (black), 95% predictive interval from the other sites")
+    fig.suptitle(f"{title}\n{note}", fontsize="medium")
     return fig
 
 

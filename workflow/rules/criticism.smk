@@ -13,7 +13,7 @@ rule leave_one_site_out:
         ENV
     threads: 1
     resources:
-        **scaled(1000, runtime=30),
+        **scaled(1300, runtime=30),
     params:
         compiledir=fold_compile_cache,
         settings=settings("outcome", "group", "sampling", "storage")

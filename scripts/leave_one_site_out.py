@@ -1,6 +1,7 @@
 """One fold of leave one site out: fit each model that predicts new sites (and each formula the config
 leaves sites out of) to the selection without one of its sites, and predict that site's rows as a new
-site, as Zurich is predicted."""
+site, as Zurich is predicted. A formula that is one of those models (its priors name the model) is
+scored by that model's fit, not fitted again."""
 
 import pandas as pd
 
@@ -13,7 +14,7 @@ def leave_one_site_out(
     """`data_path`: the selection's rows; `source`: the data file, for the other columns formulas use."""
     log = io.setup_logging(log_path)
     io.load_modelling(compiledir)
-    from hbm import criticism
+    from hbm import criticism, formulas
 
     data = io.read_grouped(data_path, settings["outcome"], settings["group"])
     rest, held_out = data.without(site)
@@ -26,13 +27,14 @@ def leave_one_site_out(
         held_out.size,
     )
     rows = [criticism.fold(name, rest, held_out, site, selection, settings) for name in settings["models"]]
-    if settings["formulas"]:
-        from hbm import formulas
-
-        table = formulas.read_rows(data_path, settings["group"])
-        rows += [
-            criticism.formula_fold(name, source, table, site, selection, settings) for name in settings["formulas"]
-        ]
+    by_model = {row["model"]: row for row in rows}
+    fitted = [name for name, spec in settings["formulas"].items() if "scored_by" not in spec]
+    table = formulas.read_rows(data_path, settings["group"]) if fitted else None
+    for name, spec in settings["formulas"].items():
+        if name in fitted:
+            rows.append(criticism.formula_fold(name, source, table, site, selection, settings))
+        else:  # the formula is the model `scored_by` (its priors): that model's fit scores it
+            rows.append(by_model[spec["scored_by"]] | {"model": name})
     for row in rows:
         name = row["model"]
         log.info(

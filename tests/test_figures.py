@@ -179,16 +179,22 @@ def figures(count):
 
 
 def folds(frame) -> pd.DataFrame:
-    """Leave-one-site-out rows of two models, shaped like the summary step's table."""
+    """Leave-one-site-out rows of two models and of a formula scored by one of them, shaped like the
+    summary step's table."""
     means = frame.groupby("g", sort=False)["y"].agg(["size", "mean"])
     rows = []
-    for model, width in (("complete_pooling", 1.0), ("partial_pooling", 2.0)):
+    for model, scored_by, width in (
+        ("complete_pooling", "complete_pooling", 1.0),
+        ("partial_pooling", "partial_pooling", 2.0),
+        ("partial_pooling_bambi", "partial_pooling", 2.0),
+    ):
         rows.append(
             pd.DataFrame(
                 {
                     "site": means.index,
                     "n": means["size"].to_numpy(),
                     "model": model,
+                    "scored_by": scored_by,
                     "observed_mean": means["mean"].to_numpy(),
                     "mean_lower": -width,
                     "mean_upper": width,

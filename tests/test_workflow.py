@@ -253,8 +253,8 @@ def test_a_second_run_gives_byte_identical_artifacts(workdir, outputs, tmp_path)
 @pytest.mark.parametrize("selection", SELECTIONS)
 def test_every_site_is_left_out_once_per_predicting_model(workdir, selection):
     """Complete and partial pooling, and the formulas whose new site's rows have a joint density (one
-    site intercept): partial_pooling_bambi (Normal) and robust_age (Student t, scored on the rows with
-    an age, so compared on fewer rows)."""
+    site intercept): partial_pooling_bambi (Normal; partial pooling itself, so scored by its fits) and
+    robust_age (Student t, fitted with bambi, scored on the rows with an age, so compared on fewer rows)."""
     base = workdir / "results" / selection
     folds = pd.read_csv(base / "tables" / "leave_one_site_out.csv", dtype={"site": str})
     sizes = pd.read_csv(base / "data.csv", dtype={"Site": str})["Site"].value_counts()
@@ -266,6 +266,11 @@ def test_every_site_is_left_out_once_per_predicting_model(workdir, selection):
     assert (folds["n"][all_rows].to_numpy() == sizes[folds["site"][all_rows]].to_numpy()).all()
     assert (folds["n"][~all_rows].to_numpy() <= sizes[folds["site"][~all_rows]].to_numpy()).all()
     assert folds["lpd"].lt(0).all() and folds["lpd_mcse"].gt(0).all()
+    # partial_pooling_bambi is partial pooling (priors: partial_pooling): that model's fits score it
+    scored_by = dict(zip(folds["model"], folds["scored_by"]))
+    assert scored_by == {name: name for name in predicting} | {"partial_pooling_bambi": "partial_pooling"}
+    model, formula = (folds[folds["model"] == name].set_index("site").drop(columns="model") for name in predicting[1:3])
+    pd.testing.assert_frame_equal(formula, model)
     comparison = pd.read_csv(base / "tables" / "leave_one_site_out_comparison.csv")
     assert sorted(comparison["model"]) == predicting
     comparable = comparison[comparison["rows"] == comparison["rows"].max()]

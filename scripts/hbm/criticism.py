@@ -17,6 +17,7 @@ FOLD_COLUMNS = [
     "site",
     "n",
     "model",
+    "scored_by",
     "lpd",
     "lpd_mcse",
     "coverage_95",
@@ -27,7 +28,18 @@ FOLD_COLUMNS = [
     "failures",
     "passed",
 ]
-COMPARISON_COLUMNS = ["model", "sites", "rows", "elpd_logo", "se", "elpd_diff", "diff_se", "mcse", "failed_folds"]
+COMPARISON_COLUMNS = [
+    "model",
+    "scored_by",
+    "sites",
+    "rows",
+    "elpd_logo",
+    "se",
+    "elpd_diff",
+    "diff_se",
+    "mcse",
+    "failed_folds",
+]
 
 
 def lpd_with_mcse(log_p: np.ndarray) -> tuple[float, float]:
@@ -105,7 +117,16 @@ def fold_row(name: str, site: str, y: np.ndarray, log_p, draws: np.ndarray, dive
     verdict = {"divergences": divergences, "failures": "; ".join(failures) or "none", "passed": not failures}
     if not y.size:  # a formula's columns missing in every row of the site: nothing to predict, p = 1
         nothing = dict.fromkeys(["coverage_95", "observed_mean", "mean_lower", "mean_upper"], float("nan"))
-        return {"site": site, "n": 0, "model": name, "lpd": 0.0, "lpd_mcse": 0.0, **nothing, **verdict}
+        return {
+            "site": site,
+            "n": 0,
+            "model": name,
+            "scored_by": name,
+            "lpd": 0.0,
+            "lpd_mcse": 0.0,
+            **nothing,
+            **verdict,
+        }
     lpd, lpd_mcse = lpd_with_mcse(log_p)
     obs_id = np.arange(y.size)
     predicted = xr.Dataset({"y_est": (("chain", "draw", "obs_id"), draws)}, coords={"obs_id": obs_id})
@@ -115,6 +136,7 @@ def fold_row(name: str, site: str, y: np.ndarray, log_p, draws: np.ndarray, dive
         "site": site,
         "n": y.size,
         "model": name,
+        "scored_by": name,
         "lpd": lpd,
         "lpd_mcse": lpd_mcse,
         "coverage_95": float(coverage["coverage"].iloc[0]),
@@ -126,7 +148,8 @@ def fold_row(name: str, site: str, y: np.ndarray, log_p, draws: np.ndarray, dive
 
 
 def comparison(folds: pd.DataFrame) -> pd.DataFrame:
-    """Per model: elpd_logo, the sum of its sites' lpd; its standard error across sites; the difference
+    """Per model: whose fits scored it (`scored_by`: its own, or for a formula that is a model, the
+    model's); elpd_logo, the sum of its sites' lpd; its standard error across sites; the difference
     to the best model (highest elpd_logo) and that difference's standard error across sites; the
     Monte Carlo error of elpd_logo; and how many folds failed the convergence gate. Only models scored
     on the same rows are compared: a formula that drops rows with missing values in its columns has
@@ -143,6 +166,7 @@ def comparison(folds: pd.DataFrame) -> pd.DataFrame:
         table.append(
             {
                 "model": name,
+                "scored_by": model_folds["scored_by"].iloc[0],
                 "sites": sites,
                 "rows": int(rows[name]),
                 "elpd_logo": float(lpd[name].sum()),

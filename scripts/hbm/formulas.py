@@ -77,6 +77,13 @@ def has_new_site_density(spec: dict, group: str) -> bool:
     return FAMILIES[spec.get("family", "gaussian")].slopes or intercept_only
 
 
+def translated_model(spec: dict, model_names) -> str | None:
+    """The model of `model_names` that formula `spec` is, or None: its `priors` name the model, which
+    `check` allows only for that model's own formula and likelihood."""
+    priors = spec.get("priors", "default")
+    return priors if priors in model_names else None
+
+
 def has_site_means(formula: str, outcome: str, group: str) -> bool:
     """Whether each site has its own mean to compare with the models' site means: the formula uses the
     group and no column but it and the outcome."""

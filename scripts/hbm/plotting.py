@@ -413,10 +413,12 @@ def new_site_figure(tree, coverage, site: str, source: str, outcome: str, option
 def held_out_sites(folds: pd.DataFrame, outcome: str, title: str, options: dict):
     """Each site's observed mean (black) against the 95% predictive interval of its mean under each
     model fitted without it, one panel per model (each on its own scale: one model's intervals may be
-    many times wider than another's); sites ordered by size, the largest at the top."""
+    many times wider than another's), named with the formulas its fits scored too; sites ordered by
+    size, the largest at the top."""
     counts = folds.drop_duplicates("site").set_index("site")["n"].sort_values(kind="stable")
     position = pd.Series(np.arange(len(counts)), index=counts.index)
-    names = list(pd.unique(folds["model"]))
+    scored_by = folds.drop_duplicates("model").set_index("model")["scored_by"]
+    names = [name for name, fit in scored_by.items() if fit == name]
     fig, axes = figure(options, groups=len(counts), wide=True, panels=len(names))
     many = len(counts) > LABEL_LIMIT
     for ax, name in zip(axes, names):
@@ -428,7 +430,8 @@ def held_out_sites(folds: pd.DataFrame, outcome: str, title: str, options: dict)
         outside = ((rows["observed_mean"] < rows["mean_lower"]) | (rows["observed_mean"] > rows["mean_upper"])).sum()
         failed = (~rows["passed"].astype(bool)).sum()
         verdict = f"\n{failed} folds FAILED the convergence gate" if failed else ""
-        ax.set_title(f"{model_label(name)}\n{outside} of {len(rows)} outside{verdict}", fontsize="small")
+        same = "".join(f" = {other}" for other, fit in scored_by.items() if fit == name and other != name)
+        ax.set_title(f"{model_label(name)}{same}\n{outside} of {len(rows)} outside{verdict}", fontsize="small")
         ax.grid(axis="y", visible=False)
     note = group_labels(axes[0], position.to_numpy(), list(counts.index), counts.to_numpy(), axis="y")
     axes[0].set_ylim(-1, len(counts))

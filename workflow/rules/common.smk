@@ -14,7 +14,7 @@ from hbm.data import check_config_against_data, check_formulas, read_table
 from hbm.errors import InputError
 from hbm.cluster import advice, leftover_jobs
 from hbm.locks import record_owner, release_stale_locks
-from hbm.formulas import has_new_site_density, meaning, predicts_new_sites
+from hbm.formulas import has_new_site_density, meaning, predicts_new_sites, translated_model
 from hbm.models import population_model, predicting_new_sites
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -90,6 +90,11 @@ LEFT_OUT_FORMULAS = [
     if config["criticism"]["leave_one_site_out"]
     and config["criticism"]["leave_one_site_out_formulas"]
     and has_new_site_density(config["formulas"][name], config["group"])
+]
+# A formula that is one of those models (priors: the model) is scored by the model's fit in each fold; the
+# others are refitted with bambi.
+FOLD_FITTED_FORMULAS = [
+    name for name in LEFT_OUT_FORMULAS if not translated_model(config["formulas"][name], PREDICTING_MODELS)
 ]
 
 
@@ -256,6 +261,19 @@ def formula_predictions(name):
 def formula_sampling(name):
     """The `sampling` settings of formula `name`: the shared ones with its own overrides applied."""
     return config["sampling"] | config["formulas"][name].get("sampling", {})
+
+
+def fold_formulas():
+    """What a fold needs of each formula it scores: the formula and its sampling settings where bambi
+    refits it, else the model whose fit scores it (`scored_by`)."""
+    return {
+        name: (
+            config["formulas"][name] | {"sampling": formula_sampling(name)}
+            if name in FOLD_FITTED_FORMULAS
+            else {"scored_by": config["formulas"][name]["priors"]}
+        )
+        for name in LEFT_OUT_FORMULAS
+    }
 
 
 def formula_compile_cache(wildcards):

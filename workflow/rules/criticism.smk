@@ -2,7 +2,7 @@
 rule leave_one_site_out:
     input:
         data="results/{selection}/data.csv",
-        source=data_file() if LEFT_OUT_FORMULAS else [],
+        source=data_file() if FOLD_FITTED_FORMULAS else [],
     output:
         "results/{selection}/leave_one_site_out/{held_out}.csv",
     log:
@@ -19,10 +19,8 @@ rule leave_one_site_out:
         settings=settings("outcome", "group", "sampling", "storage")
         | {
             "models": {model: config["models"][model] for model in PREDICTING_MODELS},
-            "formulas": {
-                name: config["formulas"][name] | {"sampling": formula_sampling(name)} for name in LEFT_OUT_FORMULAS
-            },
-            "formula_priors": config["models"] if LEFT_OUT_FORMULAS else {},
+            "formulas": fold_formulas(),
+            "formula_priors": config["models"] if FOLD_FITTED_FORMULAS else {},
             "convergence": gate_thresholds(),
         },
     script:

@@ -28,13 +28,13 @@ def leave_one_site_out(
     )
     rows = [criticism.fold(name, rest, held_out, site, selection, settings) for name in settings["models"]]
     by_model = {row["model"]: row for row in rows}
-    fitted = [name for name, spec in settings["formulas"].items() if "scored_by" not in spec]
-    table = formulas.read_rows(data_path, settings["group"]) if fitted else None
+    refitted = any("scored_by" not in spec for spec in settings["formulas"].values())
+    table = formulas.read_rows(data_path, settings["group"]) if refitted else None
     for name, spec in settings["formulas"].items():
-        if name in fitted:
-            rows.append(criticism.formula_fold(name, source, table, site, selection, settings))
-        else:  # the formula is the model `scored_by` (its priors): that model's fit scores it
+        if "scored_by" in spec:  # the formula is that model (its priors): the model's fit scores it
             rows.append(by_model[spec["scored_by"]] | {"model": name})
+        else:
+            rows.append(criticism.formula_fold(name, source, table, site, selection, settings))
     for row in rows:
         name = row["model"]
         log.info(

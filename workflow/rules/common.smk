@@ -270,7 +270,7 @@ def fold_formulas():
         name: (
             config["formulas"][name] | {"sampling": formula_sampling(name)}
             if name in FOLD_FITTED_FORMULAS
-            else {"scored_by": config["formulas"][name]["priors"]}
+            else {"scored_by": translated_model(config["formulas"][name], PREDICTING_MODELS)}
         )
         for name in LEFT_OUT_FORMULAS
     }

@@ -193,6 +193,24 @@ def test_predictive_draws_are_those_of_bambis_predict(first5_csv, data_path, def
     np.testing.assert_array_equal(ours, bambis)
 
 
+def test_formulas_may_use_bambis_functions_of_a_predictor(data_path, default_config):
+    """log, exp and the rest of bambi's namespace, numpy as np and numbers in I() evaluate as bambi reads
+    them, whatever names the workflow's own modules hold (its logger is `log`); other names are refused."""
+    import bambi
+
+    for name, function in formulas.FUNCTIONS.items():
+        assert bambi.transformations.transformations_namespace[name] is function, name
+    frame = pd.read_csv(data_path, usecols=["scontrol", "Site", "stress"]).dropna()
+    for formula in ("scontrol ~ 1 + log(stress) + exp(I(stress / 10))", "scontrol ~ 1 + np.log2(stress)"):
+        formulas.check_on_data("f", {"formula": formula}, frame)
+    spec = {"formula": "scontrol ~ 1 + log(stress) + (1|Site)"}
+    design = formulas.build(spec, frame, default_config["models"], "Site").components["mu"].design
+    np.testing.assert_allclose(design.common["log(stress)"].ravel(), np.log(frame["stress"]))
+    for unknown in ("build", "describe", "nosuch"):
+        with pytest.raises(InputError, match=f"'{unknown}' is not a column or a known function"):
+            formulas.check_on_data("f", {"formula": f"scontrol ~ 1 + {unknown}(stress)"}, frame)
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

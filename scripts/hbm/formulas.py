@@ -6,6 +6,7 @@ are the same model and must agree (the cross-check)."""
 from __future__ import annotations
 
 import logging
+import types
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ROW_DIM = "__obs__"  # bambi's dimension of the data rows
 SITE_MEAN = "site_mean"  # derived: each site's mean (Intercept + 1|site[j], or C(site)[j]) in the model's terms
+# The functions of a predictor that bambi adds to a formula's namespace (`bambi.transformations.
+# transformations_namespace`; tests/test_formulas.py checks they are still bambi's), and numpy as `np`.
+FUNCTIONS = {"log": np.log, "log2": np.log2, "log10": np.log10, "exp": np.exp, "exp2": np.exp2, "abs": np.abs}
+NAMESPACE = {"np": np}
+
+
+def _call(function, args, kwargs):
+    return function(*args, **kwargs)
+
+
+# `_call` with no globals: formulae looks a formula's functions up in its caller's frame before the namespace
+# it is given, so called from here this module's own names (its logger is `log`) would shadow bambi's.
+_bare_call = types.FunctionType(_call.__code__, {"__builtins__": {}})
 
 
 @cache
@@ -39,8 +53,8 @@ def describe(formula: str):
 
 
 def variables(formula: str) -> set[str]:
-    """The data columns a formula uses (response included)."""
-    return set(describe(formula).var_names)
+    """The data columns a formula uses (response included); formulae names a number (`I(x / 10)`) ''."""
+    return {name for name in describe(formula).var_names if name}
 
 
 def group_factors(formula: str) -> set[str]:
@@ -140,7 +154,11 @@ def check_on_data(name: str, spec: dict, frame: pd.DataFrame) -> None:
     if used.empty:
         raise InputError(f"config key 'formulas.{name}': no row has a value in every column the formula uses")
     try:
-        formulae.design_matrices(spec["formula"], used)
+        _bare_call(formulae.design_matrices, (spec["formula"], used), {"extra_namespace": FUNCTIONS | NAMESPACE})
+    except KeyError as error:  # a name that is neither a column nor a function it knows
+        known = ", ".join(["C", "I", "center", "scale", "standardize", *FUNCTIONS, "np.<function>"])
+        problem = f"formula {spec['formula']!r} cannot be evaluated: {error} is not a column or a known function"
+        raise InputError(f"config key 'formulas.{name}': {problem} ({known})") from None
     except Exception as error:  # formulae raises many kinds, all meaning the formula cannot be evaluated
         problem = f"formula {spec['formula']!r} cannot be evaluated: {error}"
         raise InputError(f"config key 'formulas.{name}': {problem}") from None
@@ -198,14 +216,14 @@ def build(spec: dict, frame: pd.DataFrame, model_specs: dict, group: str):
     """The bambi model of a formula on `frame`, built (its PyMC model is `.backend.model`)."""
     import bambi as bmb
 
-    model = bmb.Model(
-        spec["formula"],
-        frame,
-        family=spec.get("family", "gaussian"),
-        priors=bambi_priors(spec, model_specs, group),
-        noncentered=spec.get("noncentered", True),
-        center_predictors=False,  # Intercept is the mean where every covariate is 0, as the formula reads
-    )
+    arguments = {
+        "family": spec.get("family", "gaussian"),
+        "priors": bambi_priors(spec, model_specs, group),
+        "noncentered": spec.get("noncentered", True),
+        "center_predictors": False,  # Intercept is the mean where every covariate is 0, as the formula reads
+        "extra_namespace": NAMESPACE,
+    }
+    model = _bare_call(bmb.Model, (spec["formula"], frame), arguments)
     model.build()
     return model
 

@@ -40,8 +40,12 @@ def radon() -> Path:
 
 
 def load_config(relative: str) -> dict:
-    """A config file of the project, reading the shared data and keeping compile caches in the project."""
+    """A config file of the project, reading the shared data and keeping compile caches in the project;
+    its formulas' {outcome} and {group} stand for the columns, as the workflow reads them."""
+    from hbm.config import resolve_references
+
     config = yaml.safe_load((ROOT / relative).read_text())
+    resolve_references(config)
     config["data"]["path"] = str(hpp())
     config["cache_dir"] = str(CACHE)
     return config

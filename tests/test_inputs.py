@@ -6,8 +6,15 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from hbm.config import check_config, check_schema
-from hbm.data import InputError, check_config_against_data, read_table, sha256_normalised, subset
+from hbm.config import check_config, check_schema, missing_priors, resolve_references, scale_priors
+from hbm.data import (
+    InputError,
+    check_config_against_data,
+    read_table,
+    resolve_selection,
+    sha256_normalised,
+    subset,
+)
 from helpers import FIRST5, changed, run_snakemake
 
 SCHEMA = "workflow/schemas/config.schema.yaml"
@@ -148,3 +155,38 @@ def test_formulas_are_checked_against_downloaded_data(tmp_path, test_config, ser
     log = (tmp_path / "run" / "logs" / "fit_formula" / "first5" / "bad.log").read_text()
     assert "config key 'formulas.bad'" in log and "nosuchcolumn" in log, log
     assert not (tmp_path / "run" / "results" / "first5" / "formulas" / "bad").exists()
+
+
+def test_selection_rules_choose_the_groups_they_name():
+    counts = pd.Series({"A": 5, "B": 1, "C": 3, "D": 0, "Z": 9})  # rows with an outcome per group
+    assert resolve_selection("all", counts, ["Z"], "s") == ["A", "B", "C", "D"]
+    assert resolve_selection({"all_except": ["C"]}, counts, ["Z"], "s") == ["A", "B"]
+    assert resolve_selection({"min_rows": 3}, counts, ["Z"], "s") == ["A", "C"]
+    drawn = [resolve_selection({"sample": 2, "seed": seed}, counts, [], "s") for seed in range(20)]
+    assert all(len(set(sites)) == 2 and sites == sorted(sites) for sites in drawn)
+    assert len({tuple(sites) for sites in drawn}) > 1  # other seeds, other groups
+    assert drawn[3] == resolve_selection({"sample": 2, "seed": 3}, counts, [], "s")  # same seed, same groups
+    with pytest.raises(InputError, match="the rule leaves no group"):
+        resolve_selection({"min_rows": 10}, counts, ["Z"], "s")
+
+
+def test_references_name_the_configured_columns():
+    config = {"outcome": "y", "group": "school", "formulas": {"f": {"formula": "{outcome} ~ 1 + (1|{group})"}}}
+    resolve_references(config)
+    assert config["formulas"]["f"]["formula"] == "y ~ 1 + (1|school)"
+    with pytest.raises(InputError, match="formulas.g"):
+        resolve_references(config | {"formulas": {"g": {"formula": "{y} ~ 1"}}})
+
+
+def test_left_out_priors_are_scaled_to_the_outcome():
+    config = {"models": {"complete_pooling": {}, "partial_pooling": {"priors": {"hyper_mu": {"dist": "Normal"}}}}}
+    missing = missing_priors(config)
+    scales = ["within_variability", "between_variability"]
+    assert missing == {"complete_pooling": ["mu", "sigma"], "partial_pooling": scales}
+    scale_priors(config, missing, mean=1234.5678, sd=98.7654)
+    assert config["models"]["complete_pooling"]["priors"] == {
+        "mu": {"dist": "Normal", "mu": 1230.0, "sigma": 247.0},
+        "sigma": {"dist": "Exponential", "lam": 0.0101},
+    }
+    assert config["models"]["partial_pooling"]["priors"]["hyper_mu"] == {"dist": "Normal"}  # given: kept
+    assert config["models"]["partial_pooling"]["priors"]["between_variability"]["lam"] == 0.0101

@@ -5,9 +5,11 @@ import numpy as np
 import pymc as pm
 import pytest
 import xarray as xr
+import yaml
 
 from hbm import builders, models, pointwise
 from hbm.data import Grouped
+from helpers import ROOT
 
 PRIORS = {
     "mu": {"dist": "Normal", "mu": 0, "sigma": 10},
@@ -80,3 +82,10 @@ def test_unknown_model_names_are_refused_everywhere():
 def test_the_population_model_is_partial_pooling():
     assert models.population_model(["complete_pooling", "partial_pooling"]) == "partial_pooling"
     assert models.population_model(["complete_pooling", "no_pooling"]) is None
+
+
+def test_every_model_names_the_priors_its_schema_takes():
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    for name, entry in schema["properties"]["models"]["properties"].items():
+        assert set(models.get(name).priors) == set(entry["properties"]["priors"]["properties"]), name
+        assert set(models.get(name).priors) <= set(models.get(name).parameters), name

@@ -2,6 +2,7 @@
 before any job, writes no results/ and names the culprit; an accepted case runs to the end. The cases
 are listed in config/README.md ("What the workflow refuses, and why")."""
 
+import json
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import xarray as xr
 
 from helpers import FIRST5, ROOT, changed, load_config, run_snakemake
 
@@ -74,8 +76,14 @@ REFUSED = {
     "empty selection": Case(at("selections", "first5", []), ["selections.first5", "empty"]),
     "no selections": Case(at("selections", {}), ["selections", "should be non-empty"]),
     "selection neither list nor all": Case(at("selections", "first5", "some"), ["selections.first5", "'some'"]),
+    "selection rule leaves no group": Case(at("selections", "first5", {"min_rows": 100000}), ["selections.first5", "the rule leaves no group"]),
+    "selection rule samples too many": Case(at("selections", "first5", {"sample": 100}), ["selections.first5.sample", "100 groups asked for"]),
+    "selection rule leaves out an unknown site": Case(at("selections", "first5", {"all_except": ["Atlantis"]}), ["selections.first5.all_except", "'Atlantis'"]),
+    "selection rule seed without sample": Case(at("selections", "first5", {"seed": 3}), ["selections.first5.seed", "'sample'"]),
+    "selection rule with an unknown key": Case(at("selections", "first5", {"min_row": 3}), ["selections.first5"]),
     "site listed twice": Case(at("selections", "first5", [*FIRST5, "Oslo"]), ["selections.first5", "'Oslo' is listed twice"]),
     "new site inside its selection": Case(lambda w, c: changed(changed(c, "selections", {"first5": FIRST5}), "new_sites", ["Oslo"]), ["selections.first5", "'Oslo' is also a new site"]),
+    "new sites without a model that predicts them": Case(lambda w, c: changed(changed(c, "models", {"complete_pooling": c["models"]["complete_pooling"]}), "formulas", {}), ["new_sites", "no configured model predicts"]),
     "new site listed twice": Case(at("new_sites", ["Zurich", "Zurich"]), ["new_sites", "non-unique"]),
     "new site not in data": Case(at("new_sites", ["Atlantis"]), ["new_sites", "'Atlantis'", "known sites"]),
     "one site for partial pooling": Case(at("selections", "first5", ["Oslo"]), ["selections.first5", "at least two sites"]),
@@ -137,8 +145,6 @@ REFUSED = {
     # --- models and priors
     "no models": Case(at("models", {}), ["models", "should be non-empty"]),
     "unknown model": Case(at("models", "full_pooling", {"priors": {}}), ["config key 'models.full_pooling' is not a known key"]),
-    "model without priors": Case(at("models", "no_pooling", {}), ["models.no_pooling", "'priors' is a required property"]),
-    "prior missing": Case(at("models", "partial_pooling", "priors", "hyper_mu", ...), ["models.partial_pooling.priors", "'hyper_mu'"]),
     "non-positive prior scale": Case(at("models", "partial_pooling", "priors", "hyper_mu", {"dist": "Normal", "mu": 40, "sigma": 0}), ["models.partial_pooling.priors.hyper_mu.sigma", "0"]),
     "unknown prior distribution": Case(at("models", "no_pooling", "priors", "sigma", {"dist": "Gamma", "alpha": 2, "beta": 1}), ["models.no_pooling.priors.sigma.dist", "Gamma"]),
     "unknown prior parameter": Case(at("models", "no_pooling", "priors", "sigma", {"dist": "Exponential", "lam": 1, "scale": 2}), ["models.no_pooling.priors.sigma.scale", "not a known key"]),
@@ -148,6 +154,7 @@ REFUSED = {
     "malformed formula": Case(at("formulas", {"f": {"formula": "scontrol ~ 1 + (1|"}}), ["formulas.f", "malformed formula"]),
     "formula without the outcome": Case(at("formulas", {"f": {"formula": "stress ~ 1"}}), ["formulas.f", "'scontrol ~ ...'"]),
     "formula column missing": Case(at("formulas", {"f": {"formula": "scontrol ~ 1 + wealth"}}), ["formulas.f", "'wealth'", "not in the data"]),
+    "formula unknown reference": Case(at("formulas", {"f": {"formula": "{outcom} ~ 1"}}), ["formulas.f", "reference other than {outcome} and {group}"]),
     "formula unknown function": Case(at("formulas", {"f": {"formula": "scontrol ~ 1 + nosuch(stress)"}}), ["formulas.f", "cannot be evaluated"]),
     "formula unknown family": Case(at("formulas", {"f": {"formula": "scontrol ~ 1", "family": "poisson2"}}), ["formulas.f.family", "'poisson2'"]),
     "formula priors of no pooling": Case(at("formulas", {"f": {"formula": "scontrol ~ 0 + C(Site)", "priors": "no_pooling"}}), ["formulas.f", "'no_pooling' cannot be translated"]),
@@ -163,6 +170,7 @@ REFUSED = {
     "unknown palette": Case(at("plots", "palette", "rainbow-unicorn"), ["plots.palette", "'rainbow-unicorn'"]),
     "unknown plot style": Case(at("plots", "style", "fancy"), ["plots.style", "'fancy'"]),
     "dpi too small": Case(at("plots", "dpi", 5), ["plots.dpi", "5"]),
+    "dpi too large": Case(at("plots", "dpi", 5000), ["plots.dpi", "5000", "gigabytes"]),
     "figsize of three numbers": Case(at("plots", "figsize", [7, 4, 2]), ["plots.figsize", "too long"]),
     "cache_dir is a file": Case(lambda w, c: changed(c, "cache_dir", text(w / "cache.txt", "x")), ["cache_dir", "is a file"]),
     "malformed sha256": Case(lambda w, c: changed(c, "data", {**c["data"], "sha256": "abc"}), ["data.sha256", "'abc'"]),
@@ -247,6 +255,48 @@ def codes_kept(run: Path) -> None:
     assert sorted(set(selection_rows(run)["Site"])) == ["011", "11"]
 
 
+def scaled_priors_recorded(run: Path) -> None:
+    """The priors left out are Normal(mean, 2.5 sd) and Exponential(1 / sd) of the whole file's outcome."""
+    outcome = pd.read_csv(run.parent / "d.csv")["scontrol"]
+    mean, sd = float(f"{outcome.mean():.3g}"), float(f"{outcome.std():.3g}")
+    expected = {
+        "complete_pooling": {"mu": {"dist": "Normal", "mu": mean, "sigma": float(f"{2.5 * sd:.3g}")}},
+        "partial_pooling": {
+            "hyper_mu": {"dist": "Normal", "mu": 40, "sigma": 20},  # given in the config
+            "within_variability": {"dist": "Exponential", "lam": float(f"{1 / sd:.3g}")},
+        },
+    }
+    for model, priors in expected.items():
+        with xr.open_datatree(run / "results" / "s" / model / "posterior.nc") as tree:
+            recorded = json.loads(tree.attrs["settings"])["models"][model]["priors"]
+        for parameter, prior in priors.items():
+            assert recorded[parameter] == prior, (model, parameter, recorded[parameter])
+
+
+def rule_selected(run: Path) -> None:
+    assert list(dict.fromkeys(selection_rows(run)["Site"])) == ["A", "B"]  # C left out, D has one row, Z is new
+
+
+def referenced_formula_fitted(run: Path) -> None:
+    with xr.open_datatree(run / "results" / "s" / "formulas" / "pp" / "posterior.nc") as tree:
+        assert json.loads(tree.attrs["settings"])["formula"]["formula"] == "y ~ 1 + (1|g)"
+
+
+def priors_left_out(config: dict) -> dict:
+    """complete pooling and partial pooling's within-site sd without priors, hyper_mu's given."""
+    models = {
+        "complete_pooling": {},
+        "partial_pooling": {"priors": {"hyper_mu": {"dist": "Normal", "mu": 40, "sigma": 20}}},
+    }
+    return changed(config, "models", models)
+
+
+def other_columns(config: dict, data: str) -> dict:
+    """`config` on columns y and g, with a formula that names them by reference."""
+    formula = {"pp": {"formula": "{outcome} ~ 1 + (1|{group})", "priors": "partial_pooling"}}
+    return small(config, data) | {"outcome": "y", "group": "g", "formulas": formula}
+
+
 ACCEPTED = {
     "CRLF line endings": (lambda w, c: small(c, text(w / "d.csv", "scontrol,Site\r\n" + "".join(f"{y},{s}\r\n" for y, s in GOOD_ROWS))), nothing),
     "byte-order mark": (lambda w, c: small(c, text(w / "d.csv", "\ufeffscontrol,Site\n" + "".join(f"{y},{s}\n" for y, s in GOOD_ROWS))), nothing),
@@ -259,6 +309,9 @@ ACCEPTED = {
     "integer outcome values": (lambda w, c: small(c, text(w / "d.csv", "scontrol,Site\n" + "".join(f"{y},{s}\n" for y, s in GOOD_ROWS))), nothing),
     "one-row groups": (lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [46, "D"], [37, "E"]]), sites=["A", "B", "D", "E"]), nothing),
     "duplicated columns the workflow does not use": (lambda w, c: small(c, text(w / "d.csv", "age,scontrol,Site,age\n" + "".join(f"1,{y},{s},2\n" for y, s in GOOD_ROWS))), nothing),
+    "priors left out, scaled to the data": (lambda w, c: priors_left_out(small(c, csv(w / "d.csv", GOOD_ROWS))), scaled_priors_recorded),
+    "a selection by rule": (lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [46, "D"]])) | {"selections": {"s": {"all_except": ["C"], "min_rows": 2}}}, rule_selected),
+    "formulas naming the outcome and group by reference": (lambda w, c: other_columns(c, csv(w / "d.csv", GOOD_ROWS, ("y", "g"))), referenced_formula_fitted),
     "zero-padded and numeric group codes": (lambda w, c: small(c, csv(w / "d.csv", [[y, {"A": "011", "B": "11"}.get(s, s)] for y, s in GOOD_ROWS]), sites=["011", 11]), codes_kept),
 }  # fmt: skip
 

@@ -10,6 +10,8 @@ import yaml
 
 from hbm.errors import InputError
 
+REFERENCES = ("outcome", "group")  # the config keys a formula may name as {outcome} and {group}
+LOCATION_SDS = 2.5  # a location prior's sd, in sds of the outcome (rstanarm's autoscaling)
 NAME_LIMIT = 100  # characters in a selection or new-site name, which become folder and file names
 # JSON Schema's `integer` accepts 5.0 and its `number` accepts true; the consumers of these settings
 # (range(), seeds, array sizes) do not, so neither does the workflow.
@@ -87,11 +89,64 @@ def sampling_settings(config: dict, name: str) -> dict:
 
 def normalise_labels(config: dict) -> None:
     """Group labels as the text they are in the data: numbers in `selections` and `new_sites` (e.g.
-    county codes written unquoted) become their decimal text, so 27053 and "27053" name one group."""
+    county codes written unquoted) become their decimal text, so 27053 and "27053" name one group. A
+    selection's `sample` without a `seed` takes `sampling.seed`."""
     for name, spec in config["selections"].items():
         if isinstance(spec, list):
             config["selections"][name] = [str(site) for site in spec]
+        elif isinstance(spec, dict):
+            if "all_except" in spec:
+                spec["all_except"] = [str(site) for site in spec["all_except"]]
+            if "sample" in spec:
+                spec.setdefault("seed", config["sampling"]["seed"])
     config["new_sites"] = [str(site) for site in config.get("new_sites", [])]
+
+
+def resolve_references(config: dict) -> None:
+    """`{outcome}` and `{group}` in a formula stand for the configured columns, so the formulas follow
+    a change of either; any other `{...}` is refused."""
+    for name, spec in config.get("formulas", {}).items():
+        formula = spec["formula"]
+        for key in REFERENCES:
+            formula = formula.replace("{" + key + "}", str(config[key]))
+        if "{" in formula or "}" in formula:
+            raise InputError(
+                f"config key 'formulas.{name}': {spec['formula']!r} has a reference other than "
+                + " and ".join("{" + key + "}" for key in REFERENCES)
+            )
+        spec["formula"] = formula
+
+
+def missing_priors(config: dict) -> dict[str, list[str]]:
+    """Each configured model's parameters that have no prior in the config."""
+    from hbm import models
+
+    missing = {
+        name: [parameter for parameter in models.get(name).priors if parameter not in spec.get("priors", {})]
+        for name, spec in config["models"].items()
+    }
+    return {name: parameters for name, parameters in missing.items() if parameters}
+
+
+def scale_priors(config: dict, missing: dict[str, list[str]], mean: float, sd: float) -> dict:
+    """Give each parameter in `missing` a weakly informative prior on the outcome's scale, as rstanarm's
+    autoscaling does: a location Normal(mean, 2.5 sd), a scale Exponential(1 / sd), where mean and sd are
+    the outcome's over the data (to three significant digits). Returns what was scaled, to report."""
+    from hbm import models
+
+    mean, sd = _three_digits(mean), _three_digits(sd)
+    for name, parameters in missing.items():
+        priors = config["models"][name].setdefault("priors", {})
+        for parameter in parameters:
+            if parameter in models.get(name).scales:
+                priors[parameter] = {"dist": "Exponential", "lam": _three_digits(1 / sd)}
+            else:
+                priors[parameter] = {"dist": "Normal", "mu": mean, "sigma": _three_digits(LOCATION_SDS * sd)}
+    return {"outcome_mean": mean, "outcome_sd": sd, "parameters": missing}
+
+
+def _three_digits(value: float) -> float:
+    return float(f"{value:.3g}")
 
 
 def check_config(config: dict) -> None:
@@ -109,19 +164,49 @@ def check_config(config: dict) -> None:
             if spec != "all":
                 raise InputError(f"config key 'selections.{name}': expected a list of sites or 'all', got {spec!r}")
             continue
+        if isinstance(spec, dict):
+            if "seed" in spec and "sample" not in spec:
+                raise InputError(f"config key 'selections.{name}.seed': a seed is for 'sample', which is not given")
+            _check_once_each(spec.get("all_except", []), f"config key 'selections.{name}.all_except'")
+            continue
         if not spec:
             raise InputError(f"config key 'selections.{name}': the selection is empty")
-        seen = set()
-        for site in spec:
-            if site in seen:
-                raise InputError(f"config key 'selections.{name}': site {site!r} is listed twice")
-            seen.add(site)
+        _check_once_each(spec, f"config key 'selections.{name}'")
     for site in config.get("new_sites", []):
         _check_path_safe(site, f"config key 'new_sites': site {site!r}")
+    if config.get("new_sites") and not _predicts_new_sites(config):
+        raise InputError(
+            "config key 'new_sites': no configured model predicts a site it has not seen (partial_pooling does, "
+            f"and so does a formula with a term grouped by {config['group']!r}); add one, or leave new_sites out"
+        )
     for name in config.get("formulas", {}):
         _check_path_safe(name, f"config key 'formulas': formula name {name!r}")
         if name in config["models"]:
             raise InputError(f"config key 'formulas': formula name {name!r} is also a model's name; rename it")
+
+
+def _predicts_new_sites(config: dict) -> bool:
+    """Whether a model or formula of the config predicts new sites (a malformed formula counts: its own
+    check names it)."""
+    from hbm import formulas, models
+
+    if models.population_model(config["models"]):
+        return True
+    for spec in config.get("formulas", {}).values():
+        try:
+            if formulas.predicts_new_sites(spec["formula"], config["group"]):
+                return True
+        except InputError:
+            return True
+    return False
+
+
+def _check_once_each(sites: list[str], where: str) -> None:
+    seen = set()
+    for site in sites:
+        if site in seen:
+            raise InputError(f"{where}: site {site!r} is listed twice")
+        seen.add(site)
 
 
 def _check_path_safe(name: str, where: str) -> None:

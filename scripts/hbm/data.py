@@ -171,11 +171,29 @@ def _check_labels(labels: pd.Series, group: str, path: Path) -> None:
         )
 
 
-def resolve_selection(spec: list[str] | str, known: list[str], new_sites: list[str]) -> list[str]:
-    """A selection is a list of group labels, or the word 'all' for every group but the new sites."""
+def resolve_selection(spec: list[str] | str | dict, counts: pd.Series, new_sites: list[str], key: str) -> list[str]:
+    """A selection's groups: a list of labels; 'all', every group but the new sites; or a rule, applied in
+    sorted order to every group with an outcome but the new sites: leave out `all_except`, keep groups of
+    at least `min_rows` rows, then draw `sample` of them at random with `seed`. `counts`: rows with an
+    outcome per group, every group of the data; `key`: the selection's config key, for messages."""
     if spec == "all":
-        return [site for site in known if site not in new_sites]
-    return list(spec)
+        return [site for site in counts.index if site not in new_sites]
+    if isinstance(spec, list):
+        return list(spec)
+    for site in spec.get("all_except", []):
+        if site not in counts.index:
+            raise InputError(f"config key '{key}.all_except': site {site!r} is not a group of the data")
+    left_out = set(spec.get("all_except", [])) | set(new_sites)
+    sites = [site for site, n in counts.items() if n >= spec.get("min_rows", 1) and site not in left_out]
+    if "sample" in spec:
+        if spec["sample"] > len(sites):
+            asked = f"{spec['sample']} groups asked for"
+            raise InputError(f"config key '{key}.sample': {asked}, but the rule leaves {len(sites)}")
+        chosen = np.random.default_rng(spec["seed"]).choice(len(sites), size=spec["sample"], replace=False)
+        sites = [sites[index] for index in sorted(chosen)]
+    if not sites:
+        raise InputError(f"config key '{key}': the rule leaves no group")
+    return sites
 
 
 def check_config_against_data(config: dict, frame: pd.DataFrame, source: str) -> dict[str, list[str]]:
@@ -185,6 +203,7 @@ def check_config_against_data(config: dict, frame: pd.DataFrame, source: str) ->
     listed = ", ".join(map(repr, known[:50])) + (f" and {len(known) - 50} more" if len(known) > 50 else "")
     present = frame[frame[outcome].notna()]
     with_outcome = set(present[group])
+    counts = present[group].value_counts().reindex(known, fill_value=0)
     new_sites = list(config.get("new_sites", []))
     for site in new_sites:
         if site not in known:
@@ -196,7 +215,7 @@ def check_config_against_data(config: dict, frame: pd.DataFrame, source: str) ->
     resolved = {}
     for name, spec in config["selections"].items():
         where = f"config key 'selections.{name}'"
-        sites = resolve_selection(spec, known, new_sites)
+        sites = resolve_selection(spec, counts, new_sites, f"selections.{name}")
         for site in sites:
             if site not in known:
                 raise InputError(

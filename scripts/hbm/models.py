@@ -34,7 +34,8 @@ class Model:
     """One model of the workflow.
 
     `site_parameters(posterior)`: the mean and sd of y in each site, arrays broadcastable to
-    (chain, draw, site). `integrates_site_means(priors)`: whether the site means have a Normal prior
+    (chain, draw, site). `priors`: the parameters with a prior of their own in the config.
+    `integrates_site_means(priors)`: whether the site means have a Normal prior
     to integrate against (for the marginal parameterization and leave-one-out); if so,
     `site_mean_prior(posterior, priors)` gives that Normal and the within-site sd, (prior mean,
     prior sd, sd) broadcastable to (chain, draw, site). `draw_integrated(posterior,
@@ -55,6 +56,7 @@ class Model:
     colour: str
     parameters: tuple[str, ...]
     scales: tuple[str, ...]
+    priors: tuple[str, ...]
     parameterizations: tuple[str, ...]
     site_parameters: Callable
     integrates_site_means: Callable = lambda priors: False
@@ -112,6 +114,7 @@ MODELS: dict[str, Model] = {
             colour="C1",
             parameters=("mu", "sigma"),
             scales=("sigma",),
+            priors=("mu", "sigma"),
             parameterizations=("centered",),
             site_parameters=lambda posterior: (_scalar(posterior, "mu"), _scalar(posterior, "sigma")),
             single_normal="pooled",
@@ -126,6 +129,7 @@ MODELS: dict[str, Model] = {
             colour="C2",
             parameters=("mu", "sigma"),
             scales=("sigma",),
+            priors=("mu", "sigma"),
             parameterizations=("marginal", "centered"),
             site_parameters=lambda posterior: (posterior["mu"].values, posterior["sigma"].values),
             integrates_site_means=lambda priors: priors["mu"]["dist"] == "Normal",
@@ -139,6 +143,7 @@ MODELS: dict[str, Model] = {
             colour="C0",
             parameters=("hyper_mu", "within_variability", "between_variability", "mu"),
             scales=("within_variability", "between_variability"),
+            priors=("hyper_mu", "within_variability", "between_variability"),
             parameterizations=("marginal", "noncentered", "centered"),
             site_parameters=lambda posterior: (posterior["mu"].values, _scalar(posterior, "within_variability")),
             integrates_site_means=lambda priors: True,

@@ -9,7 +9,16 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from hbm.config import check_config, check_schema, check_unique_keys, normalise_labels, sampling_settings
+from hbm.config import (
+    check_config,
+    check_schema,
+    check_unique_keys,
+    missing_priors,
+    normalise_labels,
+    resolve_references,
+    sampling_settings,
+    scale_priors,
+)
 from hbm.data import check_config_against_data, check_formulas, read_table
 from hbm.errors import InputError
 from hbm.cluster import advice, leftover_jobs
@@ -32,11 +41,47 @@ def check_inputs():
             check_schema(config, SCHEMA)
         validate(config, schema=str(SCHEMA))
         normalise_labels(config)
+        resolve_references(config)
         if workflow.is_main_process:
             check_config(config)
             check_data()
+        complete_priors()
     except InputError as error:
         raise WorkflowError(f"Invalid input: {error}") from None
+
+
+def complete_priors():
+    """Priors the config leaves out, scaled to the outcome over the data file (hbm.config.scale_priors);
+    recorded in the config (`scaled_priors`) for the report, and said at the start of a run."""
+    missing = missing_priors(config)
+    if not missing:
+        return
+    data = Path(config["data"]["path"])
+    if not data.exists():
+        raise InputError(
+            f"config key 'models': priors left out are scaled to the data, but {data} does not exist yet; "
+            "write every model's priors, or put the data file there first"
+        )
+    values = read_table(data, config["outcome"], config["group"])[config["outcome"]].dropna()
+    if not values.std() > 0:
+        raise InputError(f"config key 'models': priors cannot be scaled to {config['outcome']!r}, which does not vary")
+    config["scaled_priors"] = scale_priors(config, missing, float(values.mean()), float(values.std()))
+    if workflow.is_main_process:
+        scaled = config["scaled_priors"]
+        lines = [
+            f"  {name}: {parameter} ~ {prior_text(config['models'][name]['priors'][parameter])}"
+            for name, parameters in missing.items()
+            for parameter in parameters
+        ]
+        logger.info(
+            f"Priors scaled to {config['outcome']!r} (mean {scaled['outcome_mean']:g}, sd {scaled['outcome_sd']:g} "
+            "over the data file):\n" + "\n".join(lines)
+        )
+
+
+def prior_text(prior):
+    """A prior as one reads it: Normal(mu=40, sigma=20)."""
+    return f"{prior['dist']}({', '.join(f'{key}={value:g}' for key, value in prior.items() if key != 'dist')})"
 
 
 def check_data():
@@ -170,7 +215,7 @@ def leaves_sites_out(selection):
     """Whether each site of `selection` is predicted by the models fitted without it: needs a model that
     predicts new sites, and two sites or more."""
     sites = config["selections"][selection]
-    return bool(PREDICTING_MODELS or LEFT_OUT_FORMULAS) and (sites == "all" or len(sites) > 1)
+    return bool(PREDICTING_MODELS or LEFT_OUT_FORMULAS) and (not isinstance(sites, list) or len(sites) > 1)
 
 
 LEAVING_SITES_OUT = [selection for selection in SELECTIONS if leaves_sites_out(selection)]

@@ -62,7 +62,7 @@ check: setup
 	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
 	$(VENV)/bin/snakemake --lint --cores 1
 
-# The measurements in README.md's Performance section.
+# Measures the workflow and writes its tables into docs/performance.md.
 benchmark: setup $(DATA)
 	$(VENV)/bin/python bench/lecture.py
 	$(VENV)/bin/python bench/many_groups.py --radon $(RADON)

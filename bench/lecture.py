@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from runs import ROOT, criticism_rules, speed_reference, timed_run
+from runs import ROOT, command_line, criticism_rules, markdown_table, speed_reference, timed_run, write_section
 
 DATA = ROOT.parent / "shared" / "data" / "Data_Sum_HPP_Multi_Site_Share.csv"
 FIRST5 = ["Southampton", "METU", "Kassel", "Tsinghua", "Oslo"]
@@ -298,25 +298,23 @@ def main():
     if not ARGS.only_workflow:
         lecture_cases()
     if not ARGS.skip_workflow:
-        what = "2 selections x 3 models, PPC, new site, criticism, figures, report"
-        print(f"\ndefault workflow end to end ({what}), --cores {ARGS.cores}:")
         runs = end_to_end(ARGS.cores, {label: WORKFLOW_VARIANTS[label] for label in ARGS.variants}, ARGS.warm_runs)
-        for label, times in runs.items():
-            warm = ", ".join(f"{t:.1f}" for t in times["warm"])
-            cpu = ", ".join(f"{t:.0f}" for t in times["criticism_cpu"])
-            reference = ", ".join(f"{t:.2f}" for t in times["reference"])
-            print(f"  {label}: cold caches {times['cold']:.1f} s, warm caches {warm} s (criticism jobs' CPU: {cpu} s)")
-            print(f"    speed reference before each warm run (import pymc, arviz_stats): {reference} s")
-        warm = {label: statistics.median(times["warm"]) for label, times in runs.items()}
-        if {"default config", "no formulas"} <= warm.keys():
-            print(f"  warm medians, default over no formulas: {warm['default config'] / warm['no formulas']:.2f}")
-        if {"default config", "no criticism"} <= warm.keys():
-            added = [d - n for d, n in zip(runs["default config"]["warm"], runs["no criticism"]["warm"])]
-            print(
-                "  warm, added by the criticism steps (default config minus no criticism, run by run): "
-                + ", ".join(f"{a:.1f}" for a in added)
-                + f" s; median {statistics.median(added):.1f} s"
-            )
+        table = workflow_table(runs)
+        print(table)
+        write_section(
+            "workflow",
+            "The default analysis end to end",
+            command_line(),
+            table
+            + f"""
+
+Both selections, three models and the formulas, posterior predictive, Zurich, model criticism,
+tables, figures, the convergence gate and the report (`snakemake` then `snakemake --report`),
+`--cores {ARGS.cores}`, once with cold compile caches and then with warm ones, the variants taking
+turns. "criticism CPU" is the CPU time of the criticism steps' jobs (from Snakemake's benchmark
+files); "speed reference" is how long a new process took to import PyMC and ArviZ's statistics just
+before each warm run, as every step does.""",
+        )
     if not ARGS.skip_scale and not ARGS.only_workflow:
         scale_cases()
 
@@ -343,17 +341,81 @@ def lecture_cases():
     for draws in (1000, 5000):
         out = warm_child("workflow", "--draws", str(draws))
         rows.append((f"this workflow's fit, marginal: default ({draws:,} draws)", out))
-    print_table(rows, lecture)
-    print("x lecture: ESS per second over that of the lecture's best run above")
+    table = lecture_table(rows, lecture)
+    print(table)
+    write_section(
+        "lecture",
+        "Partial pooling on the lecture's five sites",
+        command_line(),
+        table
+        + """
+
+Every case runs in its own child process. "wall" excludes imports: for the lecture's code, PyMC's
+default and bambi it is model build + compile + sampling; for this workflow's fit it is the whole fit
+step (also the prior predictive draws, the log prior and writing the posterior file). "min ESS" is
+the smallest bulk ESS over all parameters, site means included; "x lecture" is ESS per second over
+that of the lecture's best run. 4 chains, 1,000 tune draws. The lecture's code is run with three
+seeds because its stuck chains make its ESS vary by orders of magnitude with the seed.""",
+    )
+
+
+def workflow_table(runs: dict) -> str:
+    """The end-to-end runs as a Markdown table: per variant, cold and warm seconds and what they spent."""
+    body = []
+    for label, times in runs.items():
+        body.append(
+            [
+                label,
+                f"{times['cold']:.1f}",
+                ", ".join(f"{t:.1f}" for t in times["warm"]),
+                f"{statistics.median(times['warm']):.1f}",
+                ", ".join(f"{t:.0f}" for t in times["criticism_cpu"]),
+                ", ".join(f"{t:.2f}" for t in times["reference"]),
+            ]
+        )
+    header = ["variant", "cold caches s", "warm caches s", "warm median s", "criticism CPU s", "speed reference s"]
+    return markdown_table(header, body)
 
 
 def scale_cases():
     """Partial pooling's fit step on simulated data with 2,000 groups and growing rows."""
-    print("\npartial pooling at scale (simulated, 2,000 groups; fit step with posterior predictive; cold caches):")
+    body = []
     for count in (10_000, 100_000) + (() if ARGS.quick else (1_000_000,)):
         with tempfile.TemporaryDirectory() as empty:
             out = run_child("scale", "--rows", str(count), "--groups", str(ARGS.groups), "--compiledir", empty)
         print(json.dumps(out))
+        if "error" in out:
+            body.append([f"{count:,}", f"failed: {out['error']}", "", "", "", "", "", "", ""])
+            continue
+        covered = [name for name, inside in out["truth_in_94"].items() if inside]
+        body.append(
+            [
+                f"{count:,}",
+                f"{out['seconds']:.1f}",
+                f"{out['process_seconds']:.1f}",
+                f"{out['min_ess_bulk']:,.0f}",
+                out["divergences"],
+                "all three" if len(covered) == len(out["truth_in_94"]) else ", ".join(covered) or "none",
+                f"{100 * out['site_mu_coverage_94']:.1f}%",
+                f"per {out['pointwise'].rstrip('s')}",
+                f"{out['peak_mb']:,.0f}",
+            ]
+        )
+    header = ["rows", "fit step s", "whole process s", "min ESS", "divergences", "truth in 94% HDI"]
+    header += ["site means in 94% HDI", "stored pointwise", "peak MB"]
+    write_section(
+        "scale",
+        f"Partial pooling at scale: {ARGS.groups:,} groups",
+        command_line(),
+        markdown_table(header, body)
+        + """
+
+Simulated data with known parameters (hyper_mu 40, σ_μ 2, σ_y 8), default settings, cold compile
+cache. "fit step" is the fit with its posterior predictive and pointwise log-likelihood, writing both
+files; "whole process" adds the imports. Time is flat in rows because the likelihood uses per-site
+sufficient statistics. At scale rows × draws does not fit in memory, so `storage` decides what is
+kept (the pointwise log-likelihood per row or per site, thinned predictive draws).""",
+    )
 
 
 def rate(out):
@@ -361,19 +423,28 @@ def rate(out):
     return out["min_ess_bulk"] / out["seconds"]
 
 
-def print_table(rows, lecture):
-    header = f"{'case':66} {'wall s':>7} {'min ESS':>8} {'ESS/s':>8} {'div':>5} {'x lecture':>9} {'peak MB':>8}"
-    print(header)
-    print("-" * len(header))
+def lecture_table(rows, lecture) -> str:
+    """The lecture cases as a Markdown table, each case's ESS per second against the lecture's best run."""
     base = rate(lecture) if lecture else float("nan")
+    body = []
     for name, out in rows:
         if "error" in out:
-            print(f"{name:66} failed: {out['error']}")
+            body.append([name, f"failed: {out['error']}", "", "", "", "", ""])
             continue
         per_second = rate(out)
-        seconds, ess, divergences = out["seconds"], out["min_ess_bulk"], out["divergences"]
-        print(f"{name:66} {seconds:7.1f} {ess:8.0f} {per_second:8.0f} {divergences:5d}", end="")
-        print(f" {per_second / base:9.1f} {out['peak_mb']:8.0f}")
+        body.append(
+            [
+                name,
+                f"{out['seconds']:.1f}",
+                f"{out['min_ess_bulk']:,.0f}",
+                f"{per_second:,.0f}",
+                out["divergences"],
+                f"{per_second / base:.1f}",
+                f"{out['peak_mb']:,.0f}",
+            ]
+        )
+    header = ["case", "wall s", "min ESS", "ESS/s", "divergences", "x lecture", "peak MB"]
+    return markdown_table(header, body)
 
 
 if __name__ == "__main__":

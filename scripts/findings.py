@@ -22,6 +22,7 @@ def findings(tables: list, out_path, priors=(), calibration=(), loo=(), logo=(),
     failed = gate.failed_fits(tables)
     cautions = prior_cautions(priors, outcome)
     uncalibrated = calibration_cautions(calibration)
+    checked, unchecked = calibration_coverage(calibration)
     untrusted = comparison_cautions(loo, logo)
     for line in failed + cautions + uncalibrated + untrusted:
         log.warning("%s", line)
@@ -40,11 +41,11 @@ def findings(tables: list, out_path, priors=(), calibration=(), loo=(), logo=(),
         ),
         section(
             "Calibration (tables/loo_pit.csv, figures/loo_pit.png)",
-            uncalibrated,
-            f"no model's LOO-PIT departs from uniform (p >= {CALIBRATION_LEVEL})"
+            uncalibrated + unchecked,
+            f"the LOO-PIT of every model ({checked}) is uniform (p >= {CALIBRATION_LEVEL}); formulas are not tested"
             if calibration
             else "not checked (criticism.calibration: false)",
-            f"LOO-PIT departs from uniform (p < {CALIBRATION_LEVEL})",
+            f"LOO-PIT departs from uniform (p < {CALIBRATION_LEVEL}) or was not tested; formulas are not tested",
         ),
         section(
             "Model comparison (tables/loo_comparison.csv, tables/leave_one_site_out_comparison.csv)",
@@ -54,8 +55,16 @@ def findings(tables: list, out_path, priors=(), calibration=(), loo=(), logo=(),
             "need care",
         ),
     ]
+    sections.append(software())
     with io.atomic_path(out_path) as tmp:
         tmp.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
+
+
+def software() -> str:
+    """One line naming the workflow's version and the library versions that produced the run."""
+    found = io.versions()
+    libraries = ", ".join(f"{name} {version}" for name, version in found.items() if name != "workflow")
+    return f"Produced by {io.project()['name']} {found['workflow']} ({libraries})."
 
 
 def section(title: str, lines: list[str], if_none: str, if_any: str) -> str:
@@ -83,6 +92,17 @@ def calibration_cautions(calibration) -> list[str]:
             note = f" ({row.note})" if row.note else ""
             lines.append(f"{selection}: {row.model}: p = {value:.2g}{note}")
     return lines
+
+
+def calibration_coverage(calibration) -> tuple[str, list[str]]:
+    """The models whose LOO-PIT was tested (selection: models), and a line for each model it was not, with why."""
+    checked, unchecked = [], []
+    for selection, path in calibration:
+        table = pd.read_csv(path, keep_default_na=False)
+        tested = pd.to_numeric(table["uniformity_p"], errors="coerce").notna()
+        checked.append(f"{selection}: {', '.join(table.loc[tested, 'model'])}" if tested.any() else "")
+        unchecked += [f"{selection}: {row.model}: not tested ({row.note})" for row in table[~tested].itertuples()]
+    return "; ".join(filter(None, checked)) or "none", unchecked
 
 
 def comparison_cautions(loo, logo) -> list[str]:

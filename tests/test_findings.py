@@ -1,9 +1,12 @@
 """The run's findings, on the report's front page: failed fits, priors that disagree with the data and
 uncalibrated predictions, each named with its selection and model; nothing where nothing is wrong."""
 
+import tomllib
+
 import pandas as pd
 
-from findings import findings
+from findings import findings, software
+from helpers import ROOT
 
 
 def write(path, rows):
@@ -66,7 +69,9 @@ def test_every_finding_is_named(tmp_path):
         "scontrol",
     )
     text = out.read_text()
-    gate, prior, calibration, comparison = text.strip().split("\n\n")
+    gate, prior, calibration, comparison, software = text.strip().split("\n\n")
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert software.startswith(f"Produced by hierarchical-models-workflow {version} (python ")
     assert gate.splitlines()[1:] == [
         "  no_pooling on first5: sigma[Oslo]: ess_bulk 80 < 400",
         "      likely cause: too few draws",
@@ -76,12 +81,30 @@ def test_every_finding_is_named(tmp_path):
         "disagree with the data (2):" in prior and "first5: complete_pooling: only 0% of the observed scontrol" in prior
     )
     assert "first5: no_pooling: potential prior-data conflict for mu[Oslo] " in prior and "sigma[Oslo]" not in prior
-    assert calibration.splitlines()[1:] == ["  first5: complete_pooling: p = 0.0007"]
+    assert calibration.splitlines()[1:] == [
+        "  first5: complete_pooling: p = 0.0007",
+        "  first5: partial_pooling: not tested (stored per site: not tested)",
+    ]
+    assert "departs from uniform (p < 0.05) or was not tested" in calibration
     assert comparison.splitlines()[1:] == [
         "  first5: no_pooling: PSIS-LOO not reliable (3 rows with Pareto k above 0.7 after the remedy: exact refits)",
         "  first5: complete_pooling: 2 of 5 leave-one-site-out folds failed the convergence gate "
         "(tables/leave_one_site_out.csv)",
     ]
+
+
+def test_calibration_says_which_models_it_tested(tmp_path):
+    """A run whose LOO-PIT was tested for no model (e.g. thinned predictions) never reads as calibrated."""
+    table = [{"model": "partial_pooling", "uniformity_p": None, "note": "predictions thinned (storage)"}]
+    out = tmp_path / "findings.txt"
+    tables = [("all", convergence(tmp_path, failed=False))]
+    findings(tables, out, [], [("all", write(tmp_path / "pit.csv", table))], [], [], "scontrol")
+    calibration = out.read_text().split("\n\n")[2]
+    assert "is uniform" not in calibration
+    assert "  all: partial_pooling: not tested (predictions thinned (storage))" in calibration
+    tested = [{"model": name, "uniformity_p": 0.5, "note": ""} for name in ("complete_pooling", "no_pooling")]
+    findings(tables, out, [], [("all", write(tmp_path / "pit.csv", tested))], [], [], "scontrol")
+    assert "every model (all: complete_pooling, no_pooling) is uniform" in out.read_text()
 
 
 def test_nothing_is_flagged_where_nothing_is_wrong(tmp_path):
@@ -94,6 +117,7 @@ def test_nothing_is_flagged_where_nothing_is_wrong(tmp_path):
         "Calibration (tables/loo_pit.csv, figures/loo_pit.png): not checked (criticism.calibration: false).",
         "Model comparison (tables/loo_comparison.csv, tables/leave_one_site_out_comparison.csv): "
         "every PSIS-LOO estimate is reliable (leave one site out not run).",
+        software(),
     ]
 
 

@@ -3,12 +3,15 @@
 import hashlib
 import json
 import os
+import re
+import tomllib
 import zipfile
 
 import matplotlib.image
 import pandas as pd
 import pytest
 import xarray as xr
+import yaml
 
 from hbm import io
 from helpers import DATA, MODELS, ROOT, SELECTIONS, changed, load_config, run_snakemake, workflow_outputs
@@ -190,6 +193,38 @@ def test_every_table_has_documented_columns(outputs):
         assert len(table) > 0, path
 
 
+def columns_in_the_docs() -> dict[str, set]:
+    """docs/outputs.md's Columns table: each table it names -> the columns it documents there."""
+    documented, tables = {}, []
+    section = (ROOT / "docs" / "outputs.md").read_text(encoding="utf-8").split("## Columns", 1)[1]
+    for line in section.splitlines():
+        cells = line.split(" | ")
+        if not line.startswith("| ") or len(cells) < 3 or cells[0].startswith("| table"):
+            continue
+        tables = re.findall(r"`([^`]+)`", cells[0]) or tables
+        for table in tables:
+            documented.setdefault(table, set()).update(re.findall(r"`([^`]+)`", cells[1]))
+    return documented
+
+
+def test_every_column_is_documented_in_the_outputs_page(workdir, outputs):
+    """docs/outputs.md names every column of every table the run writes (a model's name as M)."""
+    documented = columns_in_the_docs()
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    named = {f"{name}_mean" for name in [*config["models"], *config.get("formulas", {})]}
+    missing = []
+    for path in reported_tables(outputs) + [path for path in outputs if is_fold(path)]:
+        key = "leave_one_site_out/" if is_fold(path) else str(path.relative_to(path.parents[1]))
+        key = key if key.startswith(("tables/", "leave_one_site_out/")) else path.name
+        columns = documented.get(key, set())
+        missing += [
+            f"{key}: {column}"
+            for column in pd.read_csv(path, nrows=0).columns
+            if column not in columns and not (column in named and "M_mean" in columns)
+        ]
+    assert not sorted(set(missing)), sorted(set(missing))
+
+
 @pytest.mark.parametrize("selection", SELECTIONS)
 def test_variance_decomposition(workdir, selection):
     base = workdir / "results" / selection
@@ -213,6 +248,21 @@ def test_report_contains_every_figure_and_table(workdir, outputs):
     expected = [path for path in outputs if path.suffix == ".png"] + reported_tables(outputs)
     missing = [str(path.relative_to(workdir)) for path in expected if path.read_bytes() not in inside]
     assert not missing, missing
+
+
+def test_every_artifact_records_the_workflow_version(workdir):
+    """The version in pyproject.toml is in every NetCDF file and on the report's front page."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    files = sorted((workdir / "results").rglob("*.nc"))
+    assert files
+    for path in files:
+        with xr.open_datatree(path) as tree:
+            assert json.loads(tree.attrs["versions"])["workflow"] == version, path
+    line = (workdir / "results" / "findings.txt").read_text().splitlines()[-1]
+    assert line.startswith(f"Produced by hierarchical-models-workflow {version} (python "), line
+    with zipfile.ZipFile(workdir / "results" / "report.zip") as report:
+        pages = [report.read(name).decode() for name in report.namelist() if name.endswith(".html")]
+    assert any(f"hierarchical-models-workflow {version}" in page for page in pages)
 
 
 def test_artifacts_hold_no_absolute_path_of_this_machine(workdir):

@@ -14,6 +14,7 @@ import resource
 import sys
 import sysconfig
 import tempfile
+import tomllib
 import zlib
 from contextlib import contextmanager
 from functools import cache
@@ -31,6 +32,7 @@ from hbm.data import Grouped
 from hbm.errors import ConvergenceError, InputError
 
 LOCK = Path(__file__).resolve().parents[2] / "requirements.lock"
+PYPROJECT = LOCK.with_name("pyproject.toml")
 PACKAGES = ("pymc", "pytensor", "nutpie", "arviz", "arviz-base", "arviz-stats", "numpy", "xarray", "pandas", "netCDF4")
 
 
@@ -47,8 +49,16 @@ def setup_logging(path: str | Path | None) -> logging.Logger:
     return log
 
 
+@cache
+def project() -> dict[str, str]:
+    """This workflow's name and version, as pyproject.toml (their one home) gives them."""
+    meta = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+    return {"name": meta["name"], "version": meta["version"]}
+
+
 def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
+    """The workflow's version, Python's and the modelling libraries'."""
+    found = {"workflow": project()["version"], "python": platform.python_version()}
     for package in PACKAGES:
         try:
             found[package] = version(package)

@@ -96,6 +96,8 @@ REFUSED = {
     "new site with braces": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [40, "Z{1}"], [41, "Z{1}"]]), new_sites=["Z{1}"]), ["new_sites", "'Z{1}'", "{ or }"]),
     "YAML boolean as a site": Case(lambda w, c: yaml_text(w, base_yaml(c) + "selections:\n  s: [Oslo, NO]\n"), ["selections.s", "False", "quote it"]),
     "YAML boolean as the outcome": Case(lambda w, c: yaml_text(w, base_yaml(changed(c, "outcome", ...)) + "outcome: yes\nselections:\n  s: [Oslo, METU]\n"), ["outcome", "True", "quote it"]),
+    "label with a leading zero unquoted": Case(lambda w, c: yaml_text(w, base_yaml(c) + "selections:\n  s: [Oslo, 010]\n"), ["typed.yaml", "010", "'selections.s'", "the number 8", "quote it ('010')"]),
+    "label written as a decimal unquoted": Case(lambda w, c: yaml_text(w, base_yaml(c) + "selections:\n  s: [Oslo, METU]\nnew_sites: [1.10]\n"), ["typed.yaml", "'new_sites'", "the number 1.1,", "quote it ('1.10')"]),
     "YAML key given twice": Case(lambda w, c: yaml_text(w, base_yaml(c) + "selections:\n  s: [Oslo, METU]\nselections:\n  t: [Oslo, Kassel]\n"), ["'selections'", "given twice", "typed.yaml"]),
     "config not a mapping": Case(lambda w, c: yaml_text(w, "- first5\n- all\n"), ["Config file must be given as JSON or YAML with keys at top level"]),
     # --- columns
@@ -118,6 +120,9 @@ REFUSED = {
     "non-numeric outcome": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, ["high", "A"], ["n/a?", "B"]])), ["outcome column 'scontrol'", "row 12 ('high')", "row 13 ('n/a?')"]),
     "infinite outcome": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, ["inf", "A"], ["-Infinity", "B"]])), ["infinite values", "row 12 ('inf')"]),
     "empty group label": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol,Site\n40,A\n42,\n38,B\n41,B\n41,Z\n")), ["group column 'Site'", "empty", "row 3"]),
+    "labels that differ only in Unicode form": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [40, "Z\u00fcrich"], [41, "Zu\u0308rich"]])), ["'Z\\xfcrich'", "'Zu\\u0308rich'", "differ only in their Unicode form"]),
+    "labels that differ only in case": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [40, "Oslo"], [41, "OSLO"]])), ["'Oslo'", "'OSLO'", "differ only in upper and lower case"]),
+    "site label with a slash, left out in a fold": Case(lambda w, c: changed(small(c, csv(w / "d.csv", [[y, "A/1" if s == "A" else s] for y, s in GOOD_ROWS]), sites=["A/1", "B"]), "criticism", "leave_one_site_out", True), ["'A/1'", "left out in a fold of its own", "cannot be used as a folder name"]),
     "labels that differ only in spaces": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [40, "A "], [41, "A "]]), sites=["A", "B"]), ["'A'", "'A '", "differ only in spaces"]),
     "site without outcomes": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [None, "D"]]), sites=["A", "B", "D"]), ["selections.s", "'D' has no rows left"]),
     "new site without outcomes": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [None, "Y"]]), new_sites=["Y"]), ["new_sites", "'Y' has no rows"]),

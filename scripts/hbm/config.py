@@ -42,13 +42,39 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def check_unique_keys(path: str | Path) -> None:
-    """Refuse a config file that gives a key twice at any level."""
-    with open(path, encoding="utf-8") as handle:
-        try:
-            yaml.load(handle, Loader=_UniqueKeyLoader)  # a SafeLoader: builds plain data only
-        except yaml.YAMLError:
-            return  # not YAML: Snakemake reports it
+def check_config_file(path: str | Path) -> None:
+    """Refuse a config file that gives a key twice at any level, or a group label that YAML reads as a
+    number other than the text written (`010` as 8, `1.10` as 1.1)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = yaml.load(handle, Loader=_UniqueKeyLoader)  # a SafeLoader: builds plain data only
+        written = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=yaml.BaseLoader)  # scalars as text
+    except yaml.YAMLError:
+        return  # not YAML: Snakemake reports it
+    if isinstance(config, dict) and isinstance(written, dict):
+        for key, value, text_written in _labels(config, written):
+            if isinstance(value, bool):
+                continue  # the schema check says how to quote a YAML boolean
+            if isinstance(value, float) or (isinstance(value, int) and str(value) != text_written):
+                raise InputError(
+                    f"config file {Path(path).name}: group label {text_written} under '{key}' is read by YAML as "
+                    f"the number {value!r}, not as the text written; quote it ('{text_written}')"
+                )
+
+
+def _labels(config: dict, written: dict):
+    """(config key, value as YAML reads it, text as written) of every group label a config file lists."""
+    pairs = [("new_sites", config.get("new_sites"), written.get("new_sites"))]
+    selections, written_selections = config.get("selections"), written.get("selections")
+    if isinstance(selections, dict) and isinstance(written_selections, dict):
+        for name, spec in selections.items():
+            raw = written_selections.get(str(name))
+            if isinstance(spec, dict) and isinstance(raw, dict):
+                spec, raw, name = spec.get("all_except"), raw.get("all_except"), f"{name}.all_except"
+            pairs.append((f"selections.{name}", spec, raw))
+    for key, values, raws in pairs:
+        if isinstance(values, list) and isinstance(raws, list) and len(values) == len(raws):
+            yield from ((key, value, raw) for value, raw in zip(values, raws) if isinstance(raw, str))
 
 
 def check_schema(config, schema_path: str | Path) -> None:
@@ -159,7 +185,7 @@ def check_config(config: dict) -> None:
         raise InputError(f"config key 'cache_dir': {str(cache)!r} is a file, not a folder for the compile caches")
     _check_palette(config.get("plots", {}).get("palette", "tab10"))
     for name, spec in config["selections"].items():
-        _check_path_safe(name, f"config key 'selections': selection name {name!r}")
+        check_path_safe(name, f"config key 'selections': selection name {name!r}")
         if isinstance(spec, str):
             if spec != "all":
                 raise InputError(f"config key 'selections.{name}': expected a list of sites or 'all', got {spec!r}")
@@ -173,14 +199,14 @@ def check_config(config: dict) -> None:
             raise InputError(f"config key 'selections.{name}': the selection is empty")
         _check_once_each(spec, f"config key 'selections.{name}'")
     for site in config.get("new_sites", []):
-        _check_path_safe(site, f"config key 'new_sites': site {site!r}")
+        check_path_safe(site, f"config key 'new_sites': site {site!r}")
     if config.get("new_sites") and not _predicts_new_sites(config):
         raise InputError(
             "config key 'new_sites': no configured model predicts a site it has not seen (partial_pooling does, "
             f"and so does a formula with a term grouped by {config['group']!r}); add one, or leave new_sites out"
         )
     for name in config.get("formulas", {}):
-        _check_path_safe(name, f"config key 'formulas': formula name {name!r}")
+        check_path_safe(name, f"config key 'formulas': formula name {name!r}")
         if name in config["models"]:
             raise InputError(f"config key 'formulas': formula name {name!r} is also a model's name; rename it")
 
@@ -209,7 +235,8 @@ def _check_once_each(sites: list[str], where: str) -> None:
         seen.add(site)
 
 
-def _check_path_safe(name: str, where: str) -> None:
+def check_path_safe(name: str, where: str) -> None:
+    """Refuse a name that cannot be a folder or file name of its own inside results/."""
     path = PurePosixPath(str(name))
     if not str(name) or path.is_absolute() or len(path.parts) != 1 or name in (".", "..") or "\\" in name:
         raise InputError(f"{where} cannot be used as a folder name inside results/")

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from hbm import models
+from hbm.config import check_path_safe
 from hbm.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -152,23 +154,34 @@ def _parser_problem(err: Exception) -> str:
     return str(err)
 
 
+# Group labels that look alike to a reader and would silently be two groups: how they differ -> the form
+# they share. Printed with ascii(), so that the difference shows.
+TWINS = {
+    "in spaces at their ends": str.strip,
+    "in their Unicode form (composed and decomposed accents)": lambda label: unicodedata.normalize("NFC", label),
+    "in upper and lower case": lambda label: unicodedata.normalize("NFC", label).casefold(),
+}
+
+
 def _check_labels(labels: pd.Series, group: str, path: Path) -> None:
-    """Group labels are text: none may be empty, and no two may differ only in spaces at their ends."""
+    """Group labels are text: none may be empty, and no two may differ only in spaces at their ends, in
+    their Unicode form or in case."""
     empty = labels.index[labels.isna() | (labels == "")]
     if len(empty):
         rows = ", ".join(str(i + 2) for i in empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
         raise InputError(f"group column {group!r} in {path} is empty in row{'s' if len(empty) > 1 else ''} {rows}")
     distinct = pd.Series(labels.unique())
-    stripped = distinct.str.strip()
-    twins = distinct[stripped.duplicated(keep=False)]
-    if len(twins):
-        first = twins[stripped[twins.index] == stripped[twins.index[0]]]
-        rows = {label: int(labels.index[labels == label][0]) + 2 for label in first}
-        shown = " and ".join(f"{label!r} (first in row {row})" for label, row in rows.items())
-        raise InputError(
-            f"group column {group!r} in {path}: labels {shown} differ only in spaces at their ends; "
-            "make them one label, or two that differ otherwise"
-        )
+    for how, form in TWINS.items():
+        same = distinct.map(form)
+        twins = distinct[same.duplicated(keep=False)]
+        if len(twins):
+            first = twins[same[twins.index] == same[twins.index[0]]]
+            rows = {label: int(labels.index[labels == label][0]) + 2 for label in first}
+            shown = " and ".join(f"{ascii(label)} (first in row {row})" for label, row in rows.items())
+            raise InputError(
+                f"group column {group!r} in {path}: labels {shown} differ only {how}; "
+                "make them one label, or two that differ otherwise"
+            )
 
 
 def resolve_selection(spec: list[str] | str | dict, counts: pd.Series, new_sites: list[str], key: str) -> list[str]:
@@ -206,6 +219,7 @@ def check_config_against_data(config: dict, frame: pd.DataFrame, source: str) ->
     counts = present[group].value_counts().reindex(known, fill_value=0)
     new_sites = list(config.get("new_sites", []))
     for site in new_sites:
+        check_path_safe(site, f"config key 'new_sites': site {site!r}")
         if site not in known:
             raise InputError(
                 f"config key 'new_sites': site {site!r} is not in column {group!r} of {source} (known sites: {listed})"
@@ -217,6 +231,8 @@ def check_config_against_data(config: dict, frame: pd.DataFrame, source: str) ->
         where = f"config key 'selections.{name}'"
         sites = resolve_selection(spec, counts, new_sites, f"selections.{name}")
         for site in sites:
+            if config.get("criticism", {}).get("leave_one_site_out"):  # a fold file is named after each site
+                check_path_safe(site, f"{where}: site {site!r}, left out in a fold of its own,")
             if site not in known:
                 raise InputError(
                     f"{where}: site {site!r} is not in column {group!r} of {source} (known sites: {listed})"

@@ -11,8 +11,8 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from hbm.config import (
     check_config,
+    check_config_file,
     check_schema,
-    check_unique_keys,
     missing_priors,
     normalise_labels,
     resolve_references,
@@ -37,7 +37,7 @@ def check_inputs():
     try:
         if workflow.is_main_process:
             for path in workflow.configfiles:
-                check_unique_keys(path)
+                check_config_file(path)
             check_schema(config, SCHEMA)
         validate(config, schema=str(SCHEMA))
         normalise_labels(config)

@@ -19,6 +19,9 @@ include: "workflow/rules/criticism.smk"
 report: "workflow/report/workflow.rst"
 
 
+check_ready_to_report(rules.findings.output[0])
+
+
 # Cheap steps run where Snakemake runs, not as cluster jobs.
 localrules:
     all,

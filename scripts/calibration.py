@@ -48,6 +48,7 @@ def loo_pit(tree: xr.DataTree, predictive: xr.DataTree):
         }
     )
     pit = arviz_loo_pit(data, pareto_pit=True)["y_est"].reset_coords(drop=True)
+    pit = pit.assign_coords(obs_id=tree["observed_data"]["obs_id"].values)  # the data's rows, as the figure joins them
     undefined = int((~np.isfinite(pit.values)).sum())
     if undefined:
         return None, f"LOO-PIT undefined for {undefined} rows (too few or degenerate draws)"
@@ -87,7 +88,8 @@ def figure(pits: dict, selection: str, options: dict):
         ax.text(0.5, 0.5, f"LOO-PIT ({selection}): no model could be tested; see loo_pit.csv", ha="center")
         return fig
     labels = [plotting.model_label(name, [note] if note else None) for name, (_, note) in pits.items()]
-    values = xr.concat([pit for pit, _ in pits.values()], "model").assign_coords(model=labels)
+    # models side by side on the rows they all were fitted to (a model may leave sites out)
+    values = xr.concat([pit for pit, _ in pits.values()], "model", join="inner").assign_coords(model=labels)
     width, height = options["wide_figsize"]
     pc = azp.plot_ecdf_pit(
         convert_to_datatree(values.to_dataset(name="y_est"), group="loo_pit"),

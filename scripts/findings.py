@@ -1,7 +1,7 @@
 """What a reader should check before trusting the run's numbers, on the report's front page: each fit
-that failed the convergence gate (with its likely cause), each model whose priors disagree with the
-data, each model whose predictions are not calibrated, and each model comparison that cannot be
-trusted as it stands. Written whatever the gate's verdict."""
+that failed the convergence gate (with its likely cause), each fit that left sites out, each model
+whose priors disagree with the data, each model whose predictions are not calibrated, and each model
+comparison that cannot be trusted as it stands. Written whatever the gate's verdict."""
 
 import textwrap
 
@@ -20,11 +20,12 @@ def findings(tables: list, out_path, priors=(), calibration=(), loo=(), logo=(),
     written as an indented line (the gate step repeats the file at the end of the run where it has one)."""
     log = io.setup_logging(log_path)
     failed = gate.failed_fits(tables)
+    left_out = gate.sites_left_out(tables)
     cautions = prior_cautions(priors, outcome)
     uncalibrated = calibration_cautions(calibration)
     checked, unchecked = calibration_coverage(calibration)
     untrusted = comparison_cautions(loo, logo)
-    for line in failed + cautions + uncalibrated + untrusted:
+    for line in failed + left_out + cautions + uncalibrated + untrusted:
         log.warning("%s", line)
     sections = [
         section(
@@ -32,6 +33,12 @@ def findings(tables: list, out_path, priors=(), calibration=(), loo=(), logo=(),
             failed,
             "every fit passed",
             "FAILED, marked as failed wherever their results appear",
+        ),
+        section(
+            "Sites left out of a model (tables/convergence.csv)",
+            left_out,
+            "every model was fitted to every site of its selection",
+            "left sites out; models are compared on the rows they all were fitted to",
         ),
         section(
             "Priors (tables/prior_predictive.csv, tables/prior_sensitivity.csv)",

@@ -38,9 +38,19 @@ def fit(
     the model's graph (PNG)."""
 
     from hbm import gate, models, pointwise, priors, sampling
+    from hbm.data import model_data
 
     log = logging.getLogger("hbm")
-    data = io.read_grouped(data_path, config["outcome"], config["group"])
+    selected = io.read_grouped(data_path, config["outcome"], config["group"])
+    data, left_out = model_data(selected, name)
+    selection_rows = len(selected.y)
+    if left_out:
+        log.warning(
+            "%s leaves out %d sites whose rows are all equal (their own sd has no proper posterior): %s",
+            name,
+            len(left_out),
+            ", ".join(left_out),
+        )
     spec = config["models"][name]
     settings = sampling_settings(config, name)
     parameterization = models.parameterization_of(name, spec)
@@ -57,11 +67,15 @@ def fit(
     )
     seconds = time.perf_counter() - start
 
-    level = pointwise.pointwise_level(config, posterior.sizes["chain"] * posterior.sizes["draw"], len(data.y))
+    # the selection's rows decide, so that every model of a selection stores it alike (LOO compares them)
+    level = pointwise.pointwise_level(config, posterior.sizes["chain"] * posterior.sizes["draw"], selection_rows)
     divergences = int(tree["sample_stats"]["diverging"].sum())
     # what the marginal parameterization draws after sampling, from its exact conditional, is left out
     gate_failures = sampling.gate_failures(posterior.drop_vars(list(drawn_after)), divergences, config["convergence"])
-    causes = gate.likely_causes(gate_failures, parameterization, data, spec["priors"], settings, config["convergence"])
+    offered = models.get(name).parameterizations
+    causes = gate.likely_causes(
+        gate_failures, parameterization, data, spec["priors"], settings, config["convergence"], offered
+    )
     attrs = io.provenance(
         config,
         model=name,
@@ -79,6 +93,7 @@ def fit(
         divergences=divergences,
         convergence_failures=gate_failures,
         likely_causes=causes,
+        sites_left_out=left_out,
     )
     if predictive_path:  # first, so that its rows x draws are freed before the prior predictive's are made
         io.write_tree(_posterior_predictive(posterior, name, selection, data, config, attrs), predictive_path)

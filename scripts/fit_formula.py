@@ -58,11 +58,14 @@ def fit_formula(
     log = logging.getLogger("hbm")
     outcome, group, spec = settings["outcome"], settings["group"], settings["formula"]
     # the check made before any job, again here: it is the only one a file downloaded by the first job gets
-    hdata.check_formulas(
-        {"outcome": outcome, "group": group, "models": settings["models"], "formulas": {name: spec}}, data_path
-    )
     rows = formulas.read_rows(rows_path, group)
-    frame, dropped = formulas.frame_for(data_path, rows, spec["formula"], outcome, group)
+    hdata.check_formulas(
+        {"outcome": outcome, "group": group, "models": settings["models"], "formulas": {name: spec}}
+        | {"data": settings.get("reading")},
+        data_path,
+        {selection: list(dict.fromkeys(rows[group]))},
+    )
+    frame, dropped = formulas.frame_for(data_path, rows, spec["formula"], outcome, group, settings.get("reading"))
     for column, count in dropped.items():
         log.info("dropped %d rows with a missing %r, a column of the formula", count, column)
     sites = list(dict.fromkeys(frame[group]))
@@ -126,7 +129,7 @@ def fit_formula(
         )
         io.write_tree(predictive, predictive_path)
     if new_sites:
-        table = hdata.read_table(data_path, outcome, group)  # read once for every new site
+        table = hdata.read_table(data_path, outcome, group, settings.get("reading"))  # once for every new site
         for site, path in new_sites.items():
             io.write_tree(_new_site(model, result, data_path, table, site, selection, name, settings), path)
     return result
@@ -164,7 +167,7 @@ def _new_site(model, tree, data_path, table, site, selection, name, settings) ->
     log = logging.getLogger("hbm")
     outcome, group, spec = settings["outcome"], settings["group"], settings["formula"]
     rows, _ = hdata.subset(table, outcome, group, [site])
-    frame, dropped = formulas.frame_for(data_path, rows, spec["formula"], outcome, group)
+    frame, dropped = formulas.frame_for(data_path, rows, spec["formula"], outcome, group, settings.get("reading"))
     for column, count in dropped.items():
         log.info("new site %s: dropped %d rows with a missing %r", site, count, column)
     posterior = tree["posterior"].to_dataset()

@@ -4,6 +4,7 @@ import numpy as np
 
 from hbm import io
 from hbm import loo as hloo
+from hbm.data import model_data
 
 
 def loo_comparison(
@@ -14,12 +15,25 @@ def loo_comparison(
     `source`: the data file, for the other columns the formulas use."""
     log = io.setup_logging(log_path)
     data = io.read_grouped(data_path, settings["outcome"], settings["group"])
+    own = {name: model_data(data, name) for name in posteriors}
+    left_out = set().union(*(sites for _, sites in own.values()))
+    common = data.dropping(left_out)
+    for name, (_, sites) in own.items():
+        if sites:
+            log.info("%s was fitted without %d sites whose rows are all equal", name, len(sites))
+    if left_out:
+        log.info(
+            "every model is compared on the %d rows of the %d sites they all were fitted to",
+            common.y.size,
+            len(common.sites),
+        )
     results, facts = {}, []
     for name, path in posteriors.items():
         tree = io.read_tree(path, ["posterior"])
-        results[name], row = hloo.model_loo(
-            tree, name, data, settings["models"][name]["priors"], tree.attrs["pointwise_level"]
-        )
+        level = tree.attrs["pointwise_level"]
+        keep = None if not left_out else common.obs_id if level == "rows" else common.sites
+        priors = settings["models"][name]["priors"]
+        results[name], row = hloo.model_loo(tree, name, own[name][0], priors, level, keep)
         facts.append(row)
         log.info("%s: %s", name, row["remedy"])
     rows_left_out = all(row["left_out"] == "one row" for row in facts)
@@ -29,7 +43,8 @@ def loo_comparison(
             why = "the models leave out whole sites" if not rows_left_out else "it was fitted to fewer rows"
             log.info("%s: left out of the comparison, as %s", name, why)
             continue
-        results[name], row = hloo.formula_loo(tree, name, integrated(name, tree, data_path, source, settings))
+        rows = integrated(name, tree, data_path, source, settings)
+        results[name], row = hloo.formula_loo(tree, name, rows, common.obs_id if left_out else None)
         facts.append(row)
         log.info("%s: %s", name, row["remedy"])
     table = hloo.comparison(results, facts)
@@ -50,7 +65,9 @@ def integrated(name: str, tree, data_path, source, settings: dict):
         return None
 
     def rows(positions):
-        frame, _ = hformulas.frame_for(source, hformulas.read_rows(data_path, group), spec["formula"], outcome, group)
+        frame, _ = hformulas.frame_for(
+            source, hformulas.read_rows(data_path, group), spec["formula"], outcome, group, settings.get("reading")
+        )
         model = hformulas.build(spec, frame, settings["models"], group)
         posterior = tree["posterior"].to_dataset().drop_vars(hformulas.SITE_MEAN, errors="ignore")
         return hformulas.loo_log_likelihood(model, spec, posterior, frame, positions, outcome, group)

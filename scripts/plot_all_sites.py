@@ -9,7 +9,7 @@ def plot_all_sites(data_path, out_path, settings: dict, log_path=None):
     log = io.setup_logging(log_path)
     outcome, group, options = settings["outcome"], settings["group"], settings["plots"]
     plotting.style(options)
-    frame = hdata.read_table(data_path, outcome, group).dropna(subset=[outcome])
+    frame = hdata.read_table(data_path, outcome, group, settings.get("reading")).dropna(subset=[outcome])
     fig = all_groups(frame, outcome, group, options)
     plotting.save(fig, out_path)
     log.info("plotted %d groups", frame[group].nunique())

@@ -46,8 +46,9 @@ def figures(inputs: dict, models: list, new_sites: dict, selection: str, setting
 
 
 def _read(path) -> pd.DataFrame:
-    """A table of the tables step, site labels kept as text."""
-    return pd.read_csv(path, dtype={"site": str}, keep_default_na=False)
+    """A table of the tables step, site labels kept as text (never empty), empty cells missing (a site a
+    model left out has no mean under it)."""
+    return pd.read_csv(path, dtype={"site": str}, keep_default_na=False, na_values=[""])
 
 
 def _icc_figure(posterior, icc, selection: str, options: dict):

@@ -41,7 +41,10 @@ def figures(data_path, posteriors: dict, summaries: dict, selection: str, settin
         summary = pd.read_csv(summaries[name], keep_default_na=False)
         yield f"trace_{name}", trace(tree["posterior"].to_dataset(), summary, f"{labels[name]} ({selection})", options)
 
-    site_means = {labels[name]: site_mean_summary(tree["posterior"]["mu"]) for name, tree in trees.items()}
+    site_means = {
+        labels[name] + _left_out(io.sites_left_out(tree)): site_mean_summary(tree["posterior"]["mu"])
+        for name, tree in trees.items()
+    }
     for name, path in formulas.items():
         tree = io.read_tree(path, ["posterior"])
         if SITE_MEAN in tree["posterior"]:
@@ -52,6 +55,10 @@ def figures(data_path, posteriors: dict, summaries: dict, selection: str, settin
     counts = pd.Series(data.n, index=data.sites)
     title = f"Site means under the models ({selection})"
     yield "forest", plotting.forest(site_means, counts, title, options, population)
+
+
+def _left_out(sites: list[str]) -> str:
+    return f" ({len(sites)} sites of equal rows left out)" if sites else ""
 
 
 def site_mean_summary(mu) -> pd.DataFrame:

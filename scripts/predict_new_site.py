@@ -10,7 +10,7 @@ def predict_new_site(
 ):
     log = io.setup_logging(log_path)
     outcome, group = settings["outcome"], settings["group"]
-    frame = hdata.read_table(data_path, outcome, group)
+    frame = hdata.read_table(data_path, outcome, group, settings.get("reading"))
     rows, dropped = hdata.subset(frame, outcome, group, [site])
     if dropped:
         log.info("dropped %d rows of %s with a missing %s", dropped, site, outcome)

@@ -17,7 +17,10 @@ def prior_checks(posterior_paths, models: list, outputs: dict, selection: str, s
     log = io.setup_logging(log_path)
     groups = ["posterior", "log_likelihood", "log_prior", "observed_data", "prior_predictive"]
     trees = {name: io.read_tree(path, groups) for name, path in zip(models, posterior_paths)}
-    observed = next(iter(trees.values()))["observed_data"]["y_est"].values
+    # every row of the selection: a model may leave sites out (hbm.data.model_data)
+    observed = max(trees.values(), key=lambda tree: tree["observed_data"].sizes["obs_id"])["observed_data"][
+        "y_est"
+    ].values
     predictive = pd.DataFrame(
         [data_quantiles(observed)] + [prior_predictive_row(name, tree, observed) for name, tree in trees.items()],
         columns=PREDICTIVE_COLUMNS,

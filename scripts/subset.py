@@ -7,7 +7,7 @@ from hbm import io
 def subset(data_path, out_path, selection: str, settings: dict, log_path=None):
     log = io.setup_logging(log_path)
     outcome, group = settings["outcome"], settings["group"]
-    frame = hdata.read_table(data_path, outcome, group)
+    frame = hdata.read_table(data_path, outcome, group, settings.get("reading"))
     config = {**settings, "selections": {selection: settings["sites"]}}
     sites = hdata.check_config_against_data(config, frame, str(data_path))[selection]
     rows, dropped = hdata.subset(frame, outcome, group, sites)

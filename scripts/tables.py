@@ -2,6 +2,7 @@
 
 from hbm import io, models
 from hbm import tables as t
+from hbm.data import model_data
 
 
 def make_tables(
@@ -15,12 +16,13 @@ def make_tables(
     draws = {name: tree["posterior"].to_dataset() for name, tree in trees.items()}
     tables = {}
     for name in trees:
-        summary = tables[f"summary_{name}"] = t.posterior_summary(draws[name], data)
+        own, _ = model_data(data, name)
+        summary = tables[f"summary_{name}"] = t.posterior_summary(draws[name], own)
         prior_only = (summary["identified_by"] != "data").sum()
         if prior_only:
             log.info("%s: %d parameters identified by their prior alone (sites with one row)", name, prior_only)
         predictive = io.read_tree(predictives[name], ["posterior_predictive"])["posterior_predictive"]["y_est"]
-        tables[f"ppc_{name}"] = t.ppc_intervals(predictive, data)
+        tables[f"ppc_{name}"] = t.ppc_intervals(predictive, own)
         del predictive  # rows x draws: freed before the next model's are read
     tables["mu_comparison"] = t.mu_comparison(draws, data.sites)
     tables["convergence"] = t.convergence(trees)

@@ -43,7 +43,8 @@ def single_normal(y, m0, s0, rate, points=20001):
     def log_post(sigma):
         return _normal_model_given_sigma(n, ybar, ss, m0, s0, sigma)[0] - rate * sigma
 
-    sigma = _scale_grid(log_post, 1e-6, 10 * y.std() + 50, points)
+    # up to where the prior's tail is negligible (e^-40), however little the rows say about σ
+    sigma = _scale_grid(log_post, 1e-6, 10 * y.std() + 40 / rate, points)
     logp = log_post(sigma)
     logp[[0, -1]] -= np.log(2)  # trapezoid rule: with one row, σ's density does not vanish at 0
     w = np.exp(logp - logsumexp(logp))

@@ -15,10 +15,12 @@ def write(path, rows):
 
 
 def convergence(tmp_path, failed: bool):
-    no_pooling = {"model": "no_pooling", "divergences": 0, "failures": "none", "likely_cause": "", "passed": True}
+    fine = {"divergences": 0, "failures": "none", "likely_cause": "", "passed": True, "sites_left_out": "[]"}
+    no_pooling = {"model": "no_pooling", **fine}
     if failed:
         no_pooling |= {"failures": "sigma[Oslo]: ess_bulk 80 < 400", "likely_cause": "too few draws", "passed": False}
-    passed = {"model": "complete_pooling", "divergences": 0, "failures": "none", "likely_cause": "", "passed": True}
+        no_pooling |= {"sites_left_out": '["Kassel", "METU"]'}
+    passed = {"model": "complete_pooling", **fine}
     return write(tmp_path / f"convergence_{failed}.csv", [passed, no_pooling])
 
 
@@ -69,7 +71,7 @@ def test_every_finding_is_named(tmp_path):
         "scontrol",
     )
     text = out.read_text()
-    gate, prior, calibration, comparison, software = text.strip().split("\n\n")
+    gate, left_out, prior, calibration, comparison, software = text.strip().split("\n\n")
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert software.startswith(f"Produced by hierarchical-models-workflow {version} (python ")
     assert gate.splitlines()[1:] == [
@@ -77,6 +79,10 @@ def test_every_finding_is_named(tmp_path):
         "      likely cause: too few draws",
     ]
     assert "FAILED, marked as failed wherever their results appear (1):" in gate and "complete_pooling" not in gate
+    assert left_out.splitlines()[1:] == [
+        "  no_pooling on first5: fitted without 2 sites whose rows are all equal (their own sd has no proper "
+        "posterior): 'Kassel', 'METU'"
+    ]
     assert (
         "disagree with the data (2):" in prior and "first5: complete_pooling: only 0% of the observed scontrol" in prior
     )
@@ -99,7 +105,7 @@ def test_calibration_says_which_models_it_tested(tmp_path):
     out = tmp_path / "findings.txt"
     tables = [("all", convergence(tmp_path, failed=False))]
     findings(tables, out, [], [("all", write(tmp_path / "pit.csv", table))], [], [], "scontrol")
-    calibration = out.read_text().split("\n\n")[2]
+    calibration = out.read_text().split("\n\n")[3]
     assert "is uniform" not in calibration
     assert "  all: partial_pooling: not tested (predictions thinned (storage))" in calibration
     tested = [{"model": name, "uniformity_p": 0.5, "note": ""} for name in ("complete_pooling", "no_pooling")]
@@ -112,6 +118,7 @@ def test_nothing_is_flagged_where_nothing_is_wrong(tmp_path):
     findings([("all", convergence(tmp_path, failed=False))], out)
     assert out.read_text().splitlines()[::2] == [
         "Convergence gate (tables/convergence.csv, tables/formula_convergence.csv): every fit passed.",
+        "Sites left out of a model (tables/convergence.csv): every model was fitted to every site of its selection.",
         "Priors (tables/prior_predictive.csv, tables/prior_sensitivity.csv): "
         "not checked (criticism.prior_checks: false).",
         "Calibration (tables/loo_pit.csv, figures/loo_pit.png): not checked (criticism.calibration: false).",

@@ -202,13 +202,13 @@ def test_formulas_may_use_bambis_functions_of_a_predictor(data_path, default_con
         assert bambi.transformations.transformations_namespace[name] is function, name
     frame = pd.read_csv(data_path, usecols=["scontrol", "Site", "stress"]).dropna()
     for formula in ("scontrol ~ 1 + log(stress) + exp(I(stress / 10))", "scontrol ~ 1 + np.log2(stress)"):
-        formulas.check_on_data("f", {"formula": formula}, frame)
+        formulas.check_on_data("f", {"formula": formula}, frame, "Site")
     spec = {"formula": "scontrol ~ 1 + log(stress) + (1|Site)"}
     design = formulas.build(spec, frame, default_config["models"], "Site").components["mu"].design
     np.testing.assert_allclose(design.common["log(stress)"].ravel(), np.log(frame["stress"]))
     for unknown in ("build", "describe", "nosuch"):
         with pytest.raises(InputError, match=f"'{unknown}' is not a column or a known function"):
-            formulas.check_on_data("f", {"formula": f"scontrol ~ 1 + {unknown}(stress)"}, frame)
+            formulas.check_on_data("f", {"formula": f"scontrol ~ 1 + {unknown}(stress)"}, frame, "Site")
 
 
 @pytest.mark.parametrize(

@@ -162,3 +162,40 @@ def test_radon_formula_rows_beyond_psis_are_sampled_again_with_the_county_effect
         f"{plain['unreliable']} with k above 0.70 sampled again with the site's effects integrated out" in row["remedy"]
     )
     assert row["unreliable"] < plain["unreliable"] and row["k_bad"] + row["k_very_bad"] == plain["unreliable"]
+
+
+def test_models_compared_on_common_rows_equal_arviz_on_those_rows_alone():
+    """PSIS-LOO of each row uses that row's draws alone, so a formula's LOO kept to the rows every model
+    has equals ArviZ's `loo` of those rows' log-likelihood, and the table says what it sums over."""
+    import xarray as xr
+    from arviz_stats import loo
+
+    values = np.random.default_rng(3).normal(-1.0, 0.3, size=(2, 200, 10))
+    tree = xr.DataTree.from_dict(
+        {
+            "posterior": xr.Dataset({"a": (("chain", "draw"), values[..., 0])}),
+            "log_likelihood": xr.Dataset(
+                {"y_est": (("chain", "draw", "obs_id"), values)}, coords={"obs_id": np.arange(10) * 3}
+            ),
+        }
+    )
+    keep = [0, 3, 6, 15, 18, 21, 24, 27]
+    kept, facts = hloo.formula_loo(tree, "kept", keep=keep)
+    direct = loo(tree.sel(obs_id=keep))
+    for field in ("elpd", "se", "p", "n_data_points"):
+        assert getattr(kept, field) == pytest.approx(getattr(direct, field), rel=1e-12), field
+    assert facts["compared_on"] == "8 of its 10 rows: those every model was fitted to"
+    whole, whole_facts = hloo.formula_loo(tree.sel(obs_id=keep), "whole")
+    assert whole_facts["compared_on"] == "all 8 rows"
+    table = hloo.comparison({"kept": kept, "whole": whole}, [facts, whole_facts]).set_index("model")
+    assert table.loc["kept", "elpd"] == pytest.approx(table.loc["whole", "elpd"], rel=1e-12)
+
+
+def test_no_pooling_leaves_out_sites_of_equal_rows_and_no_other_model_does():
+    data = grouped([np.array([1.0, 2.0]), np.array([0.1 * 3] * 3), np.array([4.0]), np.array([5.0, 5.0])])
+    assert data.tied_sites() == ["s1", "s3"]
+    own, left_out = hdata.model_data(data, "no_pooling")
+    assert left_out == ["s1", "s3"] and own.sites == ["s0", "s2"]
+    assert own.obs_id.tolist() == [0, 1, 5] and own.site_idx.tolist() == [0, 0, 1]
+    for name in ("complete_pooling", "partial_pooling"):
+        assert hdata.model_data(data, name) == (data, [])

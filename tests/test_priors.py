@@ -18,7 +18,25 @@ SPECS = {
     "Exponential": {"dist": "Exponential", "lam": 0.7},
     "HalfNormal": {"dist": "HalfNormal", "sigma": 3.0},
     "HalfCauchy": {"dist": "HalfCauchy", "beta": 1.5},
+    "Cauchy": {"dist": "Cauchy", "alpha": 1.0, "beta": 2.5},
+    "Uniform": {"dist": "Uniform", "lower": 0.1, "upper": 5.0},
+    "HalfStudentT": {"dist": "HalfStudentT", "nu": 3.0, "sigma": 2.0},
+    "Gamma": {"dist": "Gamma", "alpha": 2.0, "beta": 0.8},
+    "LogNormal": {"dist": "LogNormal", "mu": 0.5, "sigma": 0.9},
 }
+
+
+def test_every_prior_family_of_the_schema_has_its_distribution():
+    """The schema's families are the ones `hbm.priors` knows (and these tests check)."""
+    import yaml
+
+    from helpers import ROOT
+
+    definitions = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())["$defs"]
+    families = {
+        name for kind in ("location_prior", "scale_prior") for name in definitions[kind]["properties"]["dist"]["enum"]
+    }
+    assert families == set(priors.DISTRIBUTIONS) == set(SPECS)
 
 
 @pytest.mark.parametrize("dist", SPECS)
@@ -30,6 +48,23 @@ def test_log_prior_is_pymcs_log_density(dist):
     ours = priors.log_prior(posterior, {"p": spec})["p"].values
     pymc_dist = getattr(pm, dist).dist(**{k: v for k, v in spec.items() if k != "dist"})
     assert ours == pytest.approx(pm.logp(pymc_dist, values).eval())
+
+
+@pytest.mark.parametrize("dist", SPECS)
+def test_prior_tail_is_pymcs(dist):
+    """The mass above a value (the gate's prior-conflict check) equals the integral of PyMC's density."""
+    import pytensor
+    import pytensor.tensor as pt
+    from scipy.integrate import quad
+
+    spec = SPECS[dist]
+    pymc_dist = getattr(pm, dist).dist(**{k: v for k, v in spec.items() if k != "dist"})
+    x = pt.dscalar()
+    density = pytensor.function([x], pt.exp(pm.logp(pymc_dist, x)))
+    upper = spec.get("upper", np.inf)
+    for value in (0.3, 1.7, 4.2):
+        expected = quad(lambda v: float(density(v)), value, upper, epsabs=1e-13, epsrel=1e-11, limit=200)[0]
+        assert float(priors.distribution(spec).sf(value)) == pytest.approx(expected, rel=1e-7, abs=1e-12), value
 
 
 def simulated(tmp_path, scale=1.0):

@@ -44,6 +44,14 @@ def small(config: dict, data: str, sites=("A", "B"), new_sites=("Z",)) -> dict:
     )
 
 
+def with_column(workdir: Path, config: dict, x: list, formula: str) -> dict:
+    """`small` with a column `x` beside GOOD_ROWS (sites A and B first, the selection) and formula `f`."""
+    rows = [[y, site, value] for (y, site), value in zip(GOOD_ROWS, x)]
+    return small(config, csv(workdir / "d.csv", rows, ("scontrol", "Site", "x"))) | {
+        "formulas": {"f": {"formula": formula}}
+    }
+
+
 def yaml_text(workdir: Path, body: str) -> Path:
     """A config file written as text, for what a dict cannot express (duplicate keys, YAML's booleans)."""
     path = workdir / "typed.yaml"
@@ -81,18 +89,33 @@ REFUSED = {
     "selection rule leaves out an unknown site": Case(at("selections", "first5", {"all_except": ["Atlantis"]}), ["selections.first5.all_except", "'Atlantis'"]),
     "selection rule seed without sample": Case(at("selections", "first5", {"seed": 3}), ["selections.first5.seed", "'sample'"]),
     "selection rule with an unknown key": Case(at("selections", "first5", {"min_row": 3}), ["selections.first5"]),
+    "selection named like a top-level output": Case(at("selections", "findings.txt", FIRST5), ["'findings.txt'", "a file the workflow writes in results/"]),
+    "site that differs only in case": Case(at("selections", "first5", [*FIRST5[:4], "oslo"]), ["selections.first5", "'oslo'", "did you mean 'Oslo'?"]),
+    "leave one site out on two sites": Case(lambda w, c: changed(small(c, csv(w / "d.csv", GOOD_ROWS)), "criticism", "leave_one_site_out", True), ["selections.s", "with two sites", "leave_one_site_out: false"]),
+    "covariate with decimal commas": Case(lambda w, c: small(c, csv(w / "d.csv", [[y, s, f"1,{i}5"] for i, (y, s) in enumerate(GOOD_ROWS)], ("scontrol", "Site", "height"))) | {"formulas": {"f": {"formula": "scontrol ~ 1 + height"}}}, ["formulas.f", "'height'", "decimal commas", "'1,05' in row 2", "decimal points"]),
+    "outcome near 1e300": Case(lambda w, c: small(c, csv(w / "d.csv", [[y * 1e300, s] for y, s in GOOD_ROWS])), ["outcome column 'scontrol'", "values as large as 4.7e+301", "divide it by 1e+301"]),
+    "outcome near 1e-300": Case(lambda w, c: small(c, csv(w / "d.csv", [[y * 1e-300, s] for y, s in GOOD_ROWS])), ["outcome column 'scontrol'", "a standard deviation of", "multiply it by 1e+300"]),
+    "prior sd of 1e300": Case(at("models", "complete_pooling", "priors", "mu", {"dist": "Normal", "mu": 0, "sigma": 1e300}), ["models.complete_pooling.priors.mu.sigma", "1e+300", "rescale"]),
+    "formula term not finite on the selection": Case(lambda w, c: with_column(w, c, [-1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "scontrol ~ 1 + np.log(x)"), ["formulas.f", "selection 's'", "np.log(x) is not finite on 1 of its 6 rows", "row 2"]),
+    "formula scaling a constant column": Case(lambda w, c: with_column(w, c, [3] * 10, "scontrol ~ 1 + scale(x)"), ["formulas.f", "scale(x) is not finite"]),
+    "formula covariate constant in the selection": Case(lambda w, c: with_column(w, c, [1, 1, 1, 1, 1, 1, 2, 3, 4, 5], "scontrol ~ 1 + x"), ["formulas.f", "selection 's'", "x is a combination of the others"]),
+    "formula interaction with an empty cell": Case(lambda w, c: with_column(w, c, list("uuuuvvuvuv"), "scontrol ~ 1 + x * Site"), ["formulas.f", "linearly dependent"]),
+    "formula columns missing on the selection": Case(lambda w, c: with_column(w, c, [None] * 6 + [1, 2, 3, 4], "scontrol ~ 1 + x"), ["formulas.f", "selection 's'", "no row of the selection has a value"]),
+    "formula transforming the outcome": Case(lambda w, c: with_column(w, c, list(range(10)), "np.log(scontrol) ~ 1 + x"), ["formulas.f", "transforms the outcome", "np.log(scontrol)"]),
+    "separator and decimal mark the same": Case(lambda w, c: changed(small(c, csv(w / "d.csv", GOOD_ROWS)), "data", "decimal", ","), ["data.sep", "data.decimal", "','"]),
+    "damaged compressed file": Case(lambda w, c: small(c, text(w / "d.csv.gz", b"\x1f\x8b\x08\x00 not really gzip")), ["d.csv.gz", "not a readable .gz file"]),
     "site listed twice": Case(at("selections", "first5", [*FIRST5, "Oslo"]), ["selections.first5", "'Oslo' is listed twice"]),
     "new site inside its selection": Case(lambda w, c: changed(changed(c, "selections", {"first5": FIRST5}), "new_sites", ["Oslo"]), ["selections.first5", "'Oslo' is also a new site"]),
     "new sites without a model that predicts them": Case(lambda w, c: changed(changed(c, "models", {"complete_pooling": c["models"]["complete_pooling"]}), "formulas", {}), ["new_sites", "no configured model predicts"]),
     "new site listed twice": Case(at("new_sites", ["Zurich", "Zurich"]), ["new_sites", "non-unique"]),
     "new site not in data": Case(at("new_sites", ["Atlantis"]), ["new_sites", "'Atlantis'", "known sites"]),
     "one site for partial pooling": Case(at("selections", "first5", ["Oslo"]), ["selections.first5", "at least two sites"]),
-    "selection name escapes results": Case(at("selections", "../x", FIRST5), ["'../x'", "cannot be used as a folder name"]),
-    "absolute selection name": Case(at("selections", "/abs", FIRST5), ["'/abs'", "cannot be used as a folder name"]),
-    "selection name with a backslash": Case(at("selections", "a\\b", FIRST5), ["'a\\\\b'", "cannot be used as a folder name"]),
+    "selection name escapes results": Case(at("selections", "../x", FIRST5), ["'../x'", "cannot name a file or folder of its own inside results/"]),
+    "absolute selection name": Case(at("selections", "/abs", FIRST5), ["'/abs'", "cannot name a file or folder of its own inside results/"]),
+    "selection name with a backslash": Case(at("selections", "a\\b", FIRST5), ["'a\\\\b'", "cannot name a file or folder of its own inside results/"]),
     "selection name with braces": Case(at("selections", "x{y}", FIRST5), ["'x{y}'", "{ or }"]),
     "selection name too long": Case(at("selections", "s" * 150, FIRST5), ["selections", "longer than 100"]),
-    "new site escapes results": Case(at("new_sites", ["../Zurich"]), ["new_sites", "cannot be used as a folder name"]),
+    "new site escapes results": Case(at("new_sites", ["../Zurich"]), ["new_sites", "cannot name a file or folder of its own inside results/"]),
     "new site with braces": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [40, "Z{1}"], [41, "Z{1}"]]), new_sites=["Z{1}"]), ["new_sites", "'Z{1}'", "{ or }"]),
     "YAML boolean as a site": Case(lambda w, c: yaml_text(w, base_yaml(c) + "selections:\n  s: [Oslo, NO]\n"), ["selections.s", "False", "quote it"]),
     "YAML boolean as the outcome": Case(lambda w, c: yaml_text(w, base_yaml(changed(c, "outcome", ...)) + "outcome: yes\nselections:\n  s: [Oslo, METU]\n"), ["outcome", "True", "quote it"]),
@@ -111,8 +134,8 @@ REFUSED = {
     "data path is a directory": Case(lambda w, c: changed(c, "data", {"path": str(w)}), ["data.path", "is a directory"]),
     "empty file": Case(lambda w, c: small(c, text(w / "d.csv", "")), ["d.csv", "is empty"]),
     "header only": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol,Site\n")), ["d.csv", "has a header but no rows"]),
-    "semicolon-delimited": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol;Site\n40;A\n42;A\n38;B\n41;B\n41;Z\n")), ["d.csv", "';'", "comma"]),
-    "tab-delimited": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol\tSite\n40\tA\n42\tA\n38\tB\n41\tB\n41\tZ\n")), ["d.csv", "tab", "comma"]),
+    "semicolon-delimited": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol;Site\n40;A\n42;A\n38;B\n41;B\n41;Z\n")), ["d.csv", "';'", "set data.sep: ';'"]),
+    "tab-delimited": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol\tSite\n40\tA\n42\tA\n38\tB\n41\tB\n41\tZ\n")), ["d.csv", "tab", "set data.sep: '\\t'"]),
     "ragged rows": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol,Site\n40,A\n42,A,7,8\n38,B\n41,B\n41,Z\n")), ["d.csv", "line 3", "4 fields"]),
     "binary file": Case(lambda w, c: small(c, text(w / "d.csv", bytes(range(256)) * 4)), ["d.csv", "is a binary file"]),
     "not UTF-8": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol,Site\n40,Z\xfcrich\n".encode("latin-1") + b"42,A\n38,B\n41,B\n")), ["d.csv", "UTF-8"]),
@@ -122,13 +145,12 @@ REFUSED = {
     "empty group label": Case(lambda w, c: small(c, text(w / "d.csv", "scontrol,Site\n40,A\n42,\n38,B\n41,B\n41,Z\n")), ["group column 'Site'", "empty", "row 3"]),
     "labels that differ only in Unicode form": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [40, "Z\u00fcrich"], [41, "Zu\u0308rich"]])), ["'Z\\xfcrich'", "'Zu\\u0308rich'", "differ only in their Unicode form"]),
     "labels that differ only in case": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [40, "Oslo"], [41, "OSLO"]])), ["'Oslo'", "'OSLO'", "differ only in upper and lower case"]),
-    "site label with a slash, left out in a fold": Case(lambda w, c: changed(small(c, csv(w / "d.csv", [[y, "A/1" if s == "A" else s] for y, s in GOOD_ROWS]), sites=["A/1", "B"]), "criticism", "leave_one_site_out", True), ["'A/1'", "left out in a fold of its own", "cannot be used as a folder name"]),
+    "site label with a slash, left out in a fold": Case(lambda w, c: changed(small(c, csv(w / "d.csv", [[y, "A/1" if s == "A" else s] for y, s in GOOD_ROWS]), sites=["A/1", "B"]), "criticism", "leave_one_site_out", True), ["'A/1'", "left out in a fold of its own", "cannot name a file or folder of its own inside results/"]),
     "labels that differ only in spaces": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [40, "A "], [41, "A "]]), sites=["A", "B"]), ["'A'", "'A '", "differ only in spaces"]),
     "site without outcomes": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [None, "D"]]), sites=["A", "B", "D"]), ["selections.s", "'D' has no rows left"]),
     "new site without outcomes": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [None, "Y"]]), new_sites=["Y"]), ["new_sites", "'Y' has no rows"]),
     "constant outcome": Case(lambda w, c: small(c, csv(w / "d.csv", [[40, s] for s in "AAABBBZZ"])), ["selections.s", "constant", "40"]),
     "constant within every site": Case(lambda w, c: small(c, csv(w / "d.csv", [[40, "A"], [40, "A"], [44, "B"], [44, "B"], [41, "Z"], [43, "Z"]])), ["selections.s", "within every site"]),
-    "no-pooling site with equal rows": Case(lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [50, "D"], [50, "D"]]), sites=["A", "B", "D"]), ["no pooling", "'D'", "2 rows", "all equal"]),
     # --- sampling and gate settings
     "zero draws": Case(at("sampling", "draws", 0), ["sampling.draws", "less than the minimum"]),
     "too few draws for diagnostics": Case(at("sampling", "draws", 5), ["sampling.draws", "less than the minimum of 20"]),
@@ -151,7 +173,8 @@ REFUSED = {
     "no models": Case(at("models", {}), ["models", "should be non-empty"]),
     "unknown model": Case(at("models", "full_pooling", {"priors": {}}), ["config key 'models.full_pooling' is not a known key"]),
     "non-positive prior scale": Case(at("models", "partial_pooling", "priors", "hyper_mu", {"dist": "Normal", "mu": 40, "sigma": 0}), ["models.partial_pooling.priors.hyper_mu.sigma", "0"]),
-    "unknown prior distribution": Case(at("models", "no_pooling", "priors", "sigma", {"dist": "Gamma", "alpha": 2, "beta": 1}), ["models.no_pooling.priors.sigma.dist", "Gamma"]),
+    "unknown prior distribution": Case(at("models", "no_pooling", "priors", "sigma", {"dist": "Weibull", "alpha": 2, "beta": 1}), ["models.no_pooling.priors.sigma.dist", "Weibull"]),
+    "Uniform prior with lower above upper": Case(at("models", "partial_pooling", "priors", "between_variability", {"dist": "Uniform", "lower": 5, "upper": 2}), ["models.partial_pooling.priors.between_variability", "lower < upper"]),
     "unknown prior parameter": Case(at("models", "no_pooling", "priors", "sigma", {"dist": "Exponential", "lam": 1, "scale": 2}), ["models.no_pooling.priors.sigma.scale", "not a known key"]),
     "location prior on a scale": Case(at("models", "no_pooling", "priors", "sigma", {"dist": "Normal", "mu": 0, "sigma": 1}), ["models.no_pooling.priors.sigma.dist", "Normal"]),
     "unknown parameterization": Case(at("models", "no_pooling", "parameterization", "noncentered"), ["models.no_pooling.parameterization", "'noncentered'"]),
@@ -168,7 +191,7 @@ REFUSED = {
     "formula priors of a model not fitted": Case(lambda w, c: changed(changed(c, "models", "complete_pooling", ...), "formulas", {"f": {"formula": "scontrol ~ 1", "priors": "complete_pooling"}}), ["formulas.f", "not in config key 'models'"]),
     "formula named as a model": Case(at("formulas", {"no_pooling": {"formula": "scontrol ~ 1"}}), ["formulas", "'no_pooling' is also a model's name"]),
     "formula column given twice": Case(lambda w, c: changed(small(c, text(w / "d.csv", "age,scontrol,Site,age\n" + "".join(f"1,{y},{s},2\n" for y, s in GOOD_ROWS))), "formulas", {"f": {"formula": "scontrol ~ age"}}), ["formulas.f", "'age' appears 2 times"]),
-    "formula name escapes results": Case(at("formulas", {"../f": {"formula": "scontrol ~ 1"}}), ["'../f'", "cannot be used as a folder name"]),
+    "formula name escapes results": Case(at("formulas", {"../f": {"formula": "scontrol ~ 1"}}), ["'../f'", "cannot name a file or folder of its own inside results/"]),
     # --- storage, plots, caches
     "max_values of 1": Case(at("storage", "max_values", 1), ["storage.max_values", "fewer than 100 draws"]),
     "unknown pointwise level": Case(at("storage", "pointwise", "groups"), ["storage.pointwise", "'groups'"]),
@@ -260,6 +283,47 @@ def codes_kept(run: Path) -> None:
     assert sorted(set(selection_rows(run)["Site"])) == ["011", "11"]
 
 
+def gzipped(path: Path, rows) -> str:
+    import gzip
+
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("scontrol,Site\n" + "".join(f"{y},{site}\n" for y, site in rows))
+    return str(path)
+
+
+def european(workdir: Path, config: dict) -> dict:
+    """GOOD_ROWS written as a spreadsheet in many locales saves them: ';' between columns, decimal
+    commas, here with a covariate used by a formula."""
+    lines = [f"{y + 0.25:.2f};{site};{1 + i / 10:.1f}".replace(".", ",") for i, (y, site) in enumerate(GOOD_ROWS)]
+    data = text(workdir / "d.csv", "scontrol;Site;height\n" + "\n".join(lines) + "\n")
+    config = small(config, data) | {"formulas": {"f": {"formula": "scontrol ~ 1 + height"}}}
+    return changed(changed(config, "data", "sep", ";"), "data", "decimal", ",")
+
+
+def european_read(run: Path) -> None:
+    assert selection_rows(run)["scontrol"].tolist() == [y + 0.25 for y, site in GOOD_ROWS if site in ("A", "B")]
+    tree = xr.load_datatree(run / "results" / "s" / "formulas" / "f" / "posterior.nc")
+    assert "height" in tree["posterior"]  # a number, not a factor of one level per value
+
+
+LOWER_CASE_PRIORS = {
+    "hyper_mu": {"dist": "cauchy", "alpha": 40, "beta": 10},
+    "within_variability": {"dist": "halfstudentt", "nu": 3, "sigma": 5},
+    "between_variability": {"dist": "GAMMA", "alpha": 2, "beta": 0.5},
+}
+
+
+def families_recorded(run: Path) -> None:
+    """The families take PyMC's spelling, and the fit used them."""
+    tree = xr.load_datatree(run / "results" / "s" / "partial_pooling" / "posterior.nc")
+    recorded = json.loads(tree.attrs["settings"])["models"]["partial_pooling"]["priors"]
+    assert {name: prior["dist"] for name, prior in recorded.items()} == {
+        "hyper_mu": "Cauchy",
+        "within_variability": "HalfStudentT",
+        "between_variability": "Gamma",
+    }
+
+
 def scaled_priors_recorded(run: Path) -> None:
     """The priors left out are Normal(mean, 2.5 sd) and Exponential(1 / sd) of the whole file's outcome."""
     outcome = pd.read_csv(run.parent / "d.csv")["scontrol"]
@@ -317,6 +381,10 @@ ACCEPTED = {
     "priors left out, scaled to the data": (lambda w, c: priors_left_out(small(c, csv(w / "d.csv", GOOD_ROWS))), scaled_priors_recorded),
     "a selection by rule": (lambda w, c: small(c, csv(w / "d.csv", [*GOOD_ROWS, [46, "D"]])) | {"selections": {"s": {"all_except": ["C"], "min_rows": 2}}}, rule_selected),
     "formulas naming the outcome and group by reference": (lambda w, c: other_columns(c, csv(w / "d.csv", GOOD_ROWS, ("y", "g"))), referenced_formula_fitted),
+    "semicolons and decimal commas (data.sep, data.decimal)": (lambda w, c: european(w, c), european_read),
+    "compressed file (.csv.gz)": (lambda w, c: small(c, gzipped(w / "d.csv.gz", GOOD_ROWS)), nothing),
+    "other missing values (data.na_values)": (lambda w, c: changed(small(c, csv(w / "d.csv", [*GOOD_ROWS, [-99, "A"], [-99, "B"]])), "data", "na_values", ["-99"]), dropped_and_logged),
+    "prior families in any case": (lambda w, c: small(c, csv(w / "d.csv", GOOD_ROWS)) | {"models": {"partial_pooling": {"priors": LOWER_CASE_PRIORS}}}, families_recorded),
     "zero-padded and numeric group codes": (lambda w, c: small(c, csv(w / "d.csv", [[y, {"A": "011", "B": "11"}.get(s, s)] for y, s in GOOD_ROWS]), sites=["011", 11]), codes_kept),
 }  # fmt: skip
 
@@ -330,6 +398,32 @@ def test_accepted_input_runs_to_the_end(tmp_path, test_config, name):
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert (run / "results" / "convergence_gate.txt").is_file()
     check(run)
+
+
+def test_a_two_valued_outcome_is_warned_about(tmp_path, test_config):
+    rows = [[i % 2, s] for i, (_, s) in enumerate(GOOD_ROWS)]
+    result = run_snakemake(tmp_path / "run", small(test_config, csv(tmp_path / "d.csv", rows)), "-n", timeout=300)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "takes two values only (0 and 1)" in result.stdout + result.stderr
+
+
+def test_a_report_before_any_run_says_to_run_the_workflow_first(tmp_path, test_config):
+    result = run_snakemake(tmp_path / "run", test_config, "--report", "results/report.html", timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "nothing to report yet" in output and "run the workflow first" in output
+    assert not (tmp_path / "run" / "results").exists()
+
+
+def test_selection_names_the_rules_write_in_results_are_refused():
+    """TOP_LEVEL_OUTPUTS holds every file a rule writes directly in results/, and the report."""
+    import re
+
+    from hbm.config import TOP_LEVEL_OUTPUTS
+
+    rules = "".join(path.read_text() for path in (ROOT / "workflow" / "rules").glob("*.smk"))
+    written = set(re.findall(r'"results/([^/{}"]+)"', rules))
+    assert written and written <= set(TOP_LEVEL_OUTPUTS)
+    assert "results/report.html" in (ROOT / "Makefile").read_text() and "report.html" in TOP_LEVEL_OUTPUTS
 
 
 def test_every_case_is_listed_in_the_config_readme():

@@ -49,3 +49,40 @@ def test_the_modelling_libraries_load_into_the_given_compile_cache_and_are_froze
     before, after, enabled, pymc, compiledir = done.stdout.split()
     assert int(after) - int(before) > 100000, done.stdout  # PyMC's, PyTensor's and ArviZ's objects
     assert (enabled, pymc, compiledir) == ("True", "True", str(tmp_path)), done.stdout
+
+
+FULL = """
+import logging, sys
+sys.path.insert(0, {scripts!r})
+from hbm import io
+
+logging.basicConfig(level=logging.INFO)
+
+def step():
+    with open("/dev/full", "w") as handle:  # every write to it fails with ENOSPC, as on a full disk
+        handle.write("x" * 100000)
+
+io.run_step(step)
+"""
+
+
+def test_a_step_that_meets_a_full_disk_says_so():
+    code = textwrap.dedent(FULL).format(scripts=str(ROOT / "scripts"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert "no space left on the disk" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_failure_on_a_nearly_full_disk_is_told_as_a_full_disk(monkeypatch):
+    """HDF5 and Arrow report a full disk in their own words: a failure with too little space left is
+    told as a full disk, any other failure is left as it is."""
+    import collections
+
+    from hbm import io
+
+    usage = collections.namedtuple("usage", "total used free")
+    error = RuntimeError("NetCDF: HDF error")
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda folder: usage(10**9, 10**9 - 2**20, 2**20))
+    assert "no space left on the disk" in io.disk_full(error) and "NetCDF: HDF error" in io.disk_full(error)
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda folder: usage(10**12, 10**9, 10**12 - 10**9))
+    assert io.disk_full(error) is None

@@ -98,6 +98,24 @@ def check_schema(config, schema_path: str | Path) -> None:
     raise InputError(f"config key '{where or '(top level)'}': {error.message}{_hint(error)}")
 
 
+def normalise_prior_names(config, schema_path: str | Path) -> None:
+    """Prior families named in any case (normal, halfnormal) take the schema's spelling (Normal,
+    HalfNormal); other names are left for the schema to refuse."""
+    if not isinstance(config, dict) or not isinstance(config.get("models"), dict):
+        return
+    definitions = yaml.safe_load(Path(schema_path).read_text())["$defs"]
+    families = {
+        name.casefold(): name
+        for kind in ("location_prior", "scale_prior")
+        for name in definitions[kind]["properties"]["dist"]["enum"]
+    }
+    for spec in config["models"].values():
+        priors = spec.get("priors") if isinstance(spec, dict) else None
+        for prior in priors.values() if isinstance(priors, dict) else ():
+            if isinstance(prior, dict) and isinstance(prior.get("dist"), str):
+                prior["dist"] = families.get(prior["dist"].casefold(), prior["dist"])
+
+
 def _hint(error) -> str:
     """What to do about a schema error, where the value or the schema says more than its message."""
     if isinstance(error.instance, bool):
@@ -177,15 +195,39 @@ def _three_digits(value: float) -> float:
 
 def check_config(config: dict) -> None:
     """Checks the schema cannot express: non-empty selections without repeats, path-safe names,
-    distinct outcome and group columns, a palette that exists, a cache folder that can be one."""
+    distinct outcome and group columns, a palette that exists, a cache folder that can be one, Uniform
+    priors with lower < upper."""
     if config["outcome"] == config["group"]:
         raise InputError(f"config keys 'outcome' and 'group' name the same column {config['outcome']!r}")
     cache = Path(config.get("cache_dir", ".cache"))
     if cache.exists() and not cache.is_dir():
         raise InputError(f"config key 'cache_dir': {str(cache)!r} is a file, not a folder for the compile caches")
     _check_palette(config.get("plots", {}).get("palette", "tab10"))
+    if config["data"].get("sep", ",") == config["data"].get("decimal", "."):
+        raise InputError(
+            f"config keys 'data.sep' and 'data.decimal' are both {config['data']['sep']!r}: a number's decimal "
+            "mark would split it into two columns"
+        )
+    for model, spec in config["models"].items():
+        for parameter, prior in spec.get("priors", {}).items():
+            for key, value in prior.items():
+                if key != "dist" and (abs(value) > EXTREME or 0 < abs(value) < 1 / EXTREME):
+                    raise InputError(
+                        f"config key 'models.{model}.priors.{parameter}.{key}': {value:g} is beyond what the models "
+                        f"can compute with (beyond {EXTREME:g} or {1 / EXTREME:g}); rescale the outcome and its priors"
+                    )
+            if prior["dist"] == "Uniform" and not prior["lower"] < prior["upper"]:
+                raise InputError(
+                    f"config key 'models.{model}.priors.{parameter}': Uniform needs lower < upper, "
+                    f"got lower {prior['lower']:g} and upper {prior['upper']:g}"
+                )
     for name, spec in config["selections"].items():
         check_path_safe(name, f"config key 'selections': selection name {name!r}")
+        if name in TOP_LEVEL_OUTPUTS:
+            raise InputError(
+                f"config key 'selections': selection name {name!r} is the name of a file the workflow writes in "
+                "results/ for the whole run: rename the selection"
+            )
         if isinstance(spec, str):
             if spec != "all":
                 raise InputError(f"config key 'selections.{name}': expected a list of sites or 'all', got {spec!r}")
@@ -235,11 +277,21 @@ def _check_once_each(sites: list[str], where: str) -> None:
         seen.add(site)
 
 
+EXTREME = 1e100  # outcomes and prior parameters beyond it (or below its inverse) overflow or underflow
+
+# The files the workflow writes directly in results/ (the rules name them; tests/test_refusals.py checks
+# this list against the rules): a selection, whose results go to results/{selection}/, must not take their names.
+TOP_LEVEL_OUTPUTS = ("all_sites_boxplot.png", "convergence_gate.txt", "findings.txt", "report.html")
+
+
 def check_path_safe(name: str, where: str) -> None:
     """Refuse a name that cannot be a folder or file name of its own inside results/."""
     path = PurePosixPath(str(name))
     if not str(name) or path.is_absolute() or len(path.parts) != 1 or name in (".", "..") or "\\" in name:
-        raise InputError(f"{where} cannot be used as a folder name inside results/")
+        raise InputError(
+            f"{where} cannot name a file or folder of its own inside results/ (it is empty, '.' or '..', or has "
+            "a / or \\ in it): rename it"
+        )
     if "{" in name or "}" in name:
         raise InputError(f"{where} contains {{ or }}, which Snakemake reads as a wildcard in file names: rename it")
     if len(name) > NAME_LIMIT:
@@ -258,3 +310,8 @@ def _check_palette(name: str) -> None:
             f"config key 'plots.palette': {name!r} is not a matplotlib colormap or seaborn palette "
             "(e.g. tab10, deep, colorblind, viridis)"
         ) from None
+
+
+def describe_prior(spec: dict) -> str:
+    """A config prior as one reads it: Normal(mu=40, sigma=20)."""
+    return f"{spec['dist']}({', '.join(f'{key}={value:g}' for key, value in spec.items() if key != 'dist')})"

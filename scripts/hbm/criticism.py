@@ -86,7 +86,7 @@ def formula_fold(name: str, source, rows: pd.DataFrame, site: str, selection: st
     from hbm import formulas, sampling
 
     outcome, group, spec = config["outcome"], config["group"], config["formulas"][name]
-    frame, dropped = formulas.frame_for(source, rows, spec["formula"], outcome, group)
+    frame, dropped = formulas.frame_for(source, rows, spec["formula"], outcome, group, config.get("reading"))
     for column, count in dropped.items():
         logging.getLogger("hbm").info(
             "%s: dropped %d rows with a missing %r, a column of the formula", name, count, column

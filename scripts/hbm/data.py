@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import hashlib
 import logging
+import lzma
 import re
 import unicodedata
+import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from hbm import models
-from hbm.config import check_path_safe
+from hbm.config import EXTREME, check_path_safe
 from hbm.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -46,11 +50,23 @@ class Grouped:
 
     def without(self, site: str) -> tuple[Grouped, np.ndarray]:
         """The rows of every other site (in the same order), and the outcome of `site`'s rows."""
-        held = self.site_idx == self.sites.index(site)
-        others = [s for s in self.sites if s != site]
-        new_index = np.cumsum([s != site for s in self.sites]) - 1
-        rest = Grouped(self.y[~held], new_index[self.site_idx[~held]], others, self.obs_id[~held])
-        return rest, self.y[held]
+        return self.dropping([site]), self.y[self.site_idx == self.sites.index(site)]
+
+    def dropping(self, sites) -> Grouped:
+        """The rows of every site but `sites`, in the same order."""
+        kept = np.array([s not in set(sites) for s in self.sites])
+        rows = kept[self.site_idx]
+        new_index = np.cumsum(kept) - 1
+        others = [s for s, keep in zip(self.sites, kept) if keep]
+        return Grouped(self.y[rows], new_index[self.site_idx[rows]], others, self.obs_id[rows])
+
+    def tied_sites(self) -> list[str]:
+        """Sites of two or more rows that are all equal."""
+        low = np.full(len(self.sites), np.inf)
+        high = np.full(len(self.sites), -np.inf)
+        np.minimum.at(low, self.site_idx, self.y)
+        np.maximum.at(high, self.site_idx, self.y)
+        return [site for site, n, tied in zip(self.sites, self.n, low == high) if n > 1 and tied]
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, outcome: str, group: str, sites: list[str]) -> Grouped:
@@ -69,14 +85,23 @@ def sha256_normalised(path: str | Path) -> str:
     return hashlib.sha256(text.rstrip(b"\n") + b"\n").hexdigest()
 
 
-MISSING = ("NA", "")  # outcome values read as missing; group labels are always read as the text they are
+# How the data file is written (config `data.sep`, `data.decimal`, `data.na_values`; the schema holds the
+# same defaults): values in `na_values` are missing, but group labels are always the text they are.
+READING = {"sep": ",", "decimal": ".", "na_values": ["NA", ""]}
+OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}  # compressed files pandas reads too
 
 
-def read_table(path: str | Path, outcome: str, group: str) -> pd.DataFrame:
-    """Read the outcome and group columns of a comma-separated UTF-8 file, refusing with one message
-    anything that would make them ambiguous; `obs_id` is the 0-based data row."""
-    path = Path(path)
-    header = _header(path)
+def reading(options: dict | None = None) -> dict:
+    """The data file's separator, decimal mark and missing values: `options` (the config's `data`
+    section) over the defaults."""
+    return {key: (options or {}).get(key, default) for key, default in READING.items()}
+
+
+def read_table(path: str | Path, outcome: str, group: str, options: dict | None = None) -> pd.DataFrame:
+    """Read the outcome and group columns of a UTF-8 table (`options`: see `reading`), refusing with one
+    message anything that would make them ambiguous; `obs_id` is the 0-based data row."""
+    path, options = Path(path), reading(options)
+    header = _header(path, options["sep"])
     for key, column in (("outcome", outcome), ("group", group)):
         if column not in header:
             shown = ", ".join(map(repr, header))
@@ -86,15 +111,20 @@ def read_table(path: str | Path, outcome: str, group: str) -> pd.DataFrame:
                 f"column {column!r} appears {header.count(column)} times in the header of {path}: rename one"
             )
     try:
-        frame = pd.read_csv(path, dtype=str, na_values={outcome: list(MISSING)}, keep_default_na=False)
+        frame = pd.read_csv(
+            path, sep=options["sep"], dtype=str, na_values={outcome: options["na_values"]}, keep_default_na=False
+        )
     except pd.errors.ParserError as err:
         raise InputError(f"data file {path} is not a well-formed CSV table: {_parser_problem(err)}") from None
     except UnicodeDecodeError as err:
         raise _not_utf8(path, err) from None
+    except (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile) as err:  # damaged after its first bytes
+        raise InputError(f"data file {path} is not a readable {path.suffix} file: {err}") from None
     if frame.empty:
         raise InputError(f"data file {path} has a header but no rows")
     frame = frame[[outcome, group]]
-    values = pd.to_numeric(frame[outcome], errors="coerce")
+    text = frame[outcome] if options["decimal"] == "." else frame[outcome].str.replace(options["decimal"], ".")
+    values = pd.to_numeric(text, errors="coerce")
     for problem, bad in (
         ("non-numeric values", frame.index[values.isna() & frame[outcome].notna()]),
         ("infinite values", frame.index[np.isinf(values.to_numpy(float))]),
@@ -104,26 +134,58 @@ def read_table(path: str | Path, outcome: str, group: str) -> pd.DataFrame:
             more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
             raise InputError(f"outcome column {outcome!r} in {path} has {problem}: {shown}{more}")
     _check_labels(frame[group], group, path)
+    _check_scale(values, outcome, path)
     frame[outcome] = values.astype(float)
     frame.insert(0, "obs_id", np.arange(len(frame), dtype=np.int64))
     return frame
 
 
-def _header(path: Path) -> list[str]:
-    """The file's column names, refusing what is not a comma-separated UTF-8 table."""
+def _check_scale(values: pd.Series, outcome: str, path: Path) -> None:
+    """Refuse an outcome whose values or spread are so large or small that the models' squares of them
+    overflow or underflow in double precision; the message says by how much to rescale it."""
+    present = values.dropna()
+    largest = float(present.abs().max()) if len(present) else 0.0
+    # the spread of values scaled to at most 1, scaled back: their squares would underflow otherwise
+    spread = float((present / largest).std()) * largest if len(present) > 1 and largest > 0 else 0.0
+    if largest > EXTREME:
+        factor = f"{10.0 ** np.floor(np.log10(largest)):.0e}"
+        problem, fix = f"values as large as {largest:.3g}", f"divide it by {factor}"
+    elif 0 < spread < 1 / EXTREME:
+        factor = f"{10.0 ** -np.floor(np.log10(spread)):.0e}"
+        problem, fix = f"a standard deviation of {spread:.3g}", f"multiply it by {factor}"
+    else:
+        return
+    raise InputError(
+        f"outcome column {outcome!r} in {path} has {problem}, beyond what the models can compute with "
+        f"(their squares overflow or vanish): rescale the outcome ({fix}) and give priors on that scale"
+    )
+
+
+def open_text(path: Path, mode: str = "rt", **kwargs):
+    """The data file opened as text (`mode` "rt") or bytes ("rb"), decompressed where its name says so."""
+    opener = OPENERS.get(path.suffix.lower())
+    return opener(path, mode, **kwargs) if opener else path.open(mode.replace("t", ""), **kwargs)
+
+
+def _header(path: Path, sep: str = ",") -> list[str]:
+    """The file's column names, refusing what is not a UTF-8 table separated by `sep`."""
     if path.is_dir():
         raise InputError(f"config key 'data.path': {path} is a directory, not a data file")
     if not path.is_file():
         raise InputError(f"data file {path} does not exist")
     try:
-        with path.open("rb") as handle:
+        with open_text(path, "rb") as handle:
             start = handle.read(8192)
         if b"\x00" in start:
             raise InputError(f"data file {path} is a binary file, not a CSV table")
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), [])
+        with open_text(path, "rt", newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle, delimiter=sep), [])
     except PermissionError:
         raise InputError(f"data file {path} cannot be read (permission denied)") from None
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as err:  # a damaged compressed file
+        if path.suffix.lower() not in OPENERS:
+            raise
+        raise InputError(f"data file {path} is not a readable {path.suffix} file: {err}") from None
     except UnicodeDecodeError as err:
         raise _not_utf8(path, err) from None
     except csv.Error as err:
@@ -131,11 +193,11 @@ def _header(path: Path) -> list[str]:
     if not header:
         raise InputError(f"data file {path} is empty")
     if len(header) == 1:
-        for name, delimiter in (("';'", ";"), ("tab", "\t"), ("'|'", "|")):
-            if delimiter in header[0]:
+        for name, delimiter in ((",", ","), ("';'", ";"), ("tab", "\t"), ("'|'", "|")):
+            if delimiter != sep and delimiter in header[0]:
                 raise InputError(
-                    f"data file {path} separates its columns with {name}, not a comma: save it as comma-separated "
-                    f"(e.g. pandas.read_csv(path, sep={delimiter!r}).to_csv(new_path, index=False))"
+                    f"data file {path} separates its columns with {name}, not {sep!r}: set data.sep: {delimiter!r} "
+                    "in the config"
                 )
         raise InputError(f"data file {path} is not a CSV table with a header and rows (one column: {header[0]!r})")
     return header
@@ -222,7 +284,8 @@ def check_config_against_data(config: dict, frame: pd.DataFrame, source: str) ->
         check_path_safe(site, f"config key 'new_sites': site {site!r}")
         if site not in known:
             raise InputError(
-                f"config key 'new_sites': site {site!r} is not in column {group!r} of {source} (known sites: {listed})"
+                f"config key 'new_sites': site {site!r} is not in column {group!r} of {source}"
+                f"{_did_you_mean(site, known)} (known sites: {listed})"
             )
         if site not in with_outcome:
             raise InputError(f"config key 'new_sites': site {site!r} has no rows with a value of {outcome!r}")
@@ -235,7 +298,8 @@ def check_config_against_data(config: dict, frame: pd.DataFrame, source: str) ->
                 check_path_safe(site, f"{where}: site {site!r}, left out in a fold of its own,")
             if site not in known:
                 raise InputError(
-                    f"{where}: site {site!r} is not in column {group!r} of {source} (known sites: {listed})"
+                    f"{where}: site {site!r} is not in column {group!r} of {source}{_did_you_mean(site, known)} "
+                    f"(known sites: {listed})"
                 )
             if site not in with_outcome:
                 raise InputError(
@@ -246,8 +310,13 @@ def check_config_against_data(config: dict, frame: pd.DataFrame, source: str) ->
         population = models.population_model(config["models"])
         if population and len(sites) < 2:
             raise InputError(f"{where}: {models.get(population).label} needs at least two sites, got {len(sites)}")
+        if len(sites) == 2 and _population_per_fold(config):
+            raise InputError(
+                f"{where}: with two sites, leave one site out would fit a population of site means to the one "
+                "site left in each fold; add sites to the selection, or set criticism.leave_one_site_out: false"
+            )
         rows = present[present[group].isin(sites)]
-        _check_proper(rows, outcome, group, config["models"], where)
+        _check_proper(rows, outcome, group, where)
         resolved[name] = sites
         _check_storage(config, len(rows), f"selection {name!r}")
     for site in new_sites:
@@ -255,13 +324,45 @@ def check_config_against_data(config: dict, frame: pd.DataFrame, source: str) ->
     return resolved
 
 
-def check_formulas(config: dict, path: Path) -> None:
-    """Refuse formulas that cannot run on this data file (see `hbm.formulas.check`)."""
+def _did_you_mean(site: str, known: list[str]) -> str:
+    """'; did you mean X?' for a known label that differs from `site` only in case, accents or spaces,
+    or is close to it; '' if none is."""
+    import difflib
+
+    def plain(label):
+        text = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+        return " ".join(text.casefold().split())
+
+    alike = [label for label in known if plain(label) == plain(site)]
+    alike = alike or difflib.get_close_matches(site, known, n=1, cutoff=0.8)
+    return f"; did you mean {alike[0]!r}?" if alike else ""
+
+
+def _population_per_fold(config: dict) -> bool:
+    """Whether leave one site out fits a model with a population of site means in each fold: partial
+    pooling, or a formula with a term grouped by the data's group."""
+    criticism = config.get("criticism", {})
+    if not criticism.get("leave_one_site_out"):
+        return False
+    if models.population_model(config["models"]):
+        return True
+    if not criticism.get("leave_one_site_out_formulas", True):
+        return False
+    from hbm import formulas
+
+    return any(
+        formulas.predicts_new_sites(spec["formula"], config["group"]) for spec in config.get("formulas", {}).values()
+    )
+
+
+def check_formulas(config: dict, path: Path, resolved: dict[str, list[str]]) -> None:
+    """Refuse formulas that cannot run on this data file (see `hbm.formulas.check`), or on the rows of a
+    selection they would fit (`resolved`: each selection's groups; `hbm.formulas.check_design`)."""
     from hbm import formulas
 
     if not config.get("formulas"):
         return
-    columns = _header(Path(path))
+    columns = _header(Path(path), reading(config.get("data"))["sep"])
     for name, spec in config["formulas"].items():
         formulas.check(name, spec, config, columns)
         for column in sorted(formulas.variables(spec["formula"])):
@@ -270,16 +371,28 @@ def check_formulas(config: dict, path: Path) -> None:
                     f"config key 'formulas.{name}': column {column!r} appears {columns.count(column)} times in "
                     f"the header of {path}: rename one"
                 )
+    outcome, group = config["outcome"], config["group"]
     used = set().union(*(formulas.variables(spec["formula"]) for spec in config["formulas"].values()))
-    frame = formulas.read_columns(path, used, config["group"])
+    frame = formulas.read_columns(path, used | {outcome, group}, group, config.get("data"))
     for name, spec in config["formulas"].items():
-        formulas.check_on_data(name, spec, frame)
+        formulas.check_on_data(name, spec, frame, group)
+        for selection, sites in resolved.items():
+            rows = frame[frame[group].isin(sites) & frame[outcome].notna()]
+            formulas.check_design(name, spec, rows, selection)
 
 
-def _check_proper(rows: pd.DataFrame, outcome: str, group: str, model_names, where: str) -> None:
+def model_data(data: Grouped, name: str) -> tuple[Grouped, list[str]]:
+    """The rows model `name` is fitted to, and the sites it leaves out: a model whose sites have their own
+    sd (`Model.own_sd`) leaves out the sites of two or more equal rows, under which that sd has no
+    proper posterior; every other model takes every row."""
+    left_out = data.tied_sites() if models.get(name).own_sd else []
+    return (data.dropping(left_out) if left_out else data), left_out
+
+
+def _check_proper(rows: pd.DataFrame, outcome: str, group: str, where: str) -> None:
     """Refuse data under which a Normal model's sd has no proper posterior (its likelihood grows without
-    bound as the sd goes to 0): a constant outcome, an outcome constant within every site, or, under no
-    pooling, a site of two or more rows that are all equal."""
+    bound as the sd goes to 0): a constant outcome, or an outcome constant within every site. A site of
+    two or more equal rows is left out of the models where it would be improper (`model_data`)."""
     values = rows[outcome]
     if values.nunique() == 1:
         raise InputError(
@@ -293,15 +406,6 @@ def _check_proper(rows: pd.DataFrame, outcome: str, group: str, model_names, whe
             f"{where}: {outcome!r} is constant within every site, so the within-site sd has no proper "
             "posterior; check the outcome column"
         )
-    if "no_pooling" in model_names:
-        equal = counts[(counts > 1) & (distinct == 1)]
-        if len(equal):
-            site = equal.index[0]
-            value = rows.loc[rows[group] == site, outcome].iloc[0]
-            raise InputError(
-                f"{where}: under no pooling, site {site!r} has {equal.iloc[0]} rows, all equal ({value:g}), so its "
-                "own sd has no proper posterior; leave the site out of the selection or no_pooling out of models"
-            )
 
 
 def _check_storage(config: dict, rows: int, what: str, least: int = 100) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hbm import models
-from hbm.data import MISSING
+from hbm.data import reading
 from hbm.errors import InputError
 
 if TYPE_CHECKING:
@@ -122,6 +122,12 @@ def check(name: str, spec: dict, config: dict, columns: list[str]) -> None:
     response = description.response
     if response is None or response.term.var_names != {outcome}:
         raise InputError(f"{where}: formula {formula!r} must model the outcome: write it as '{outcome} ~ ...'")
+    if response.term.name != outcome:
+        raise InputError(
+            f"{where}: formula {formula!r} transforms the outcome ({response.term.name}), but its results are "
+            f"compared with the models' on {outcome!r} as it is: put the transformed outcome in a column of its "
+            f"own and make it the outcome, or write '{outcome} ~ ...'"
+        )
     missing = sorted(variables(formula) - set(columns))
     if missing:
         raise InputError(f"{where}: formula {formula!r} uses column(s) {', '.join(map(repr, missing))} not in the data")
@@ -146,11 +152,15 @@ def check(name: str, spec: dict, config: dict, columns: list[str]) -> None:
         )
 
 
-def check_on_data(name: str, spec: dict, frame: pd.DataFrame) -> None:
-    """Refuse a formula formulae cannot evaluate on the data (an unknown function, text in arithmetic)."""
+def check_on_data(name: str, spec: dict, frame: pd.DataFrame, group: str) -> None:
+    """Refuse a formula formulae cannot evaluate on the data (an unknown function, text in arithmetic), or
+    whose columns other than the `group` hold numbers written with decimal commas."""
     import formulae
 
     used = frame[sorted(variables(spec["formula"]))].dropna()
+    for column in used.columns:
+        if column != group and not pd.api.types.is_numeric_dtype(used[column]):
+            _check_decimal_commas(name, column, frame[column])
     if used.empty:
         raise InputError(f"config key 'formulas.{name}': no row has a value in every column the formula uses")
     try:
@@ -164,10 +174,78 @@ def check_on_data(name: str, spec: dict, frame: pd.DataFrame) -> None:
         raise InputError(f"config key 'formulas.{name}': {problem}") from None
 
 
-def read_columns(path, columns, group: str) -> pd.DataFrame:
-    """The data file's `columns` (group labels as text, other columns numeric where they are numbers)."""
+def check_design(name: str, spec: dict, rows: pd.DataFrame, selection: str) -> None:
+    """Refuse a formula whose design cannot be fitted on the rows of `selection` it would fit (`rows`: the
+    selection's rows with an outcome, every column the formula uses): no such row, a term that is not
+    finite (np.log of a negative value, scale() of a constant), or common effects that are linearly
+    dependent (a covariate constant in the selection, an interaction with an empty cell)."""
+    import formulae
+
+    where = f"config key 'formulas.{name}' on selection {selection!r}"
+    used = rows[sorted(variables(spec["formula"]))].dropna()
+    if used.empty:
+        columns = ", ".join(map(repr, sorted(variables(spec["formula"]))))
+        raise InputError(f"{where}: no row of the selection has a value in every column the formula uses ({columns})")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the non-finite values are named below
+        design = _bare_call(
+            formulae.design_matrices, (spec["formula"], used), {"extra_namespace": FUNCTIONS | NAMESPACE}
+        )
+    common = design.common.as_dataframe() if design.common is not None else pd.DataFrame(index=used.index)
+    parts = [common] + ([pd.DataFrame(np.asarray(design.group), index=used.index)] if design.group is not None else [])
+    for part in parts:
+        bad = ~np.isfinite(part.to_numpy(float))
+        if bad.any():
+            column = part.columns[bad.any(axis=0)][0]
+            term = column if part is common else "a group term"
+            raise InputError(
+                f"{where}: {term} is not finite on {int(bad.any(axis=1).sum())} of its {len(used)} rows "
+                f"(first in row {used.index[bad.any(axis=1)][0] + 2} of the file): change the term or the selection"
+            )
+    dependent = _dependent_column(common)
+    if dependent:
+        raise InputError(
+            f"{where}: the formula's common effects are linearly dependent on the selection's rows ({dependent} "
+            "is a combination of the others: a covariate constant in the selection, or an interaction with an "
+            "empty cell); drop the term or change the selection"
+        )
+
+
+def _dependent_column(design: pd.DataFrame) -> str | None:
+    """The first column of `design` that is a linear combination of the columns before it, or None."""
+    values = design.to_numpy(float)
+    for stop in range(1, values.shape[1] + 1):
+        if np.linalg.matrix_rank(values[:, :stop]) < stop:
+            return design.columns[stop - 1]
+    return None
+
+
+def _check_decimal_commas(name: str, column: str, values: pd.Series) -> None:
+    """Refuse a column of numbers written with decimal commas ('1,78'), which would be read as text: a
+    factor with a level per value."""
+    text = values.dropna().astype(str).str.strip()
+    commas = text.str.fullmatch(r"[+-]?\d+,\d+")
+    if commas.any() and text.str.fullmatch(r"[+-]?(\d+(,\d+)?|\d*\.\d+)").all():
+        row = commas.idxmax()
+        raise InputError(
+            f"config key 'formulas.{name}': column {column!r} holds numbers written with decimal commas "
+            f"({text[row]!r} in row {row + 2} of the file), which would be read as text, a factor of "
+            f"{text.nunique()} levels; set data.decimal: ',' in the config, or write them with decimal points"
+        )
+
+
+def read_columns(path, columns, group: str, options: dict | None = None) -> pd.DataFrame:
+    """The data file's `columns` (group labels as text, other columns numeric where they are numbers);
+    `options`: how the file is written (`hbm.data.reading`)."""
+    options = reading(options)
     return pd.read_csv(
-        path, usecols=sorted(columns), dtype={group: str}, na_values=list(MISSING), keep_default_na=False
+        path,
+        usecols=sorted(columns),
+        dtype={group: str},
+        sep=options["sep"],
+        decimal=options["decimal"],
+        na_values={column: options["na_values"] for column in columns if column != group},
+        keep_default_na=False,
     )
 
 
@@ -176,13 +254,16 @@ def read_rows(path, group: str) -> pd.DataFrame:
     return pd.read_csv(path, dtype={group: str}, keep_default_na=False)
 
 
-def frame_for(data_path, rows: pd.DataFrame, formula: str, outcome: str, group: str) -> tuple[pd.DataFrame, dict]:
-    """`rows` (obs_id, group, outcome) with every other column the formula uses, from the data file;
-    rows with a missing value in any of them are dropped: also the count dropped per column."""
+def frame_for(
+    data_path, rows: pd.DataFrame, formula: str, outcome: str, group: str, options: dict | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """`rows` (obs_id, group, outcome) with every other column the formula uses, from the data file
+    (`options`: how it is written); rows with a missing value in any of them are dropped: also the count
+    dropped per column."""
     extra = variables(formula) - {outcome, group}
     frame = rows.reset_index(drop=True)
     if extra:
-        columns = read_columns(data_path, extra, group)
+        columns = read_columns(data_path, extra, group, options)
         frame = frame.join(columns.iloc[frame["obs_id"].to_numpy()].reset_index(drop=True))
     missing = frame[sorted(extra)].isna()
     dropped = {column: int(count) for column, count in missing.sum().items() if count}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import hashlib
 import importlib
@@ -11,6 +12,7 @@ import os
 import platform
 import re
 import resource
+import shutil
 import sys
 import sysconfig
 import tempfile
@@ -186,6 +188,11 @@ def recorded_failures(tree: xr.DataTree) -> list[str]:
     return json.loads(tree.attrs["convergence_failures"])
 
 
+def sites_left_out(tree: xr.DataTree) -> list[str]:
+    """The sites a fit left out (`hbm.data.model_data`; empty where it took every site)."""
+    return json.loads(tree.attrs.get("sites_left_out", "[]"))
+
+
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a table atomically with Arrow's CSV writer (a tenth of pandas' time for a million rows;
     text quoted only where needed, booleans as true/false, which pandas reads back as booleans)."""
@@ -225,6 +232,22 @@ def logged_peak_memory(log_path: str | Path) -> float | None:
     return float(found.group(1)) if found else None
 
 
+LOW_SPACE = 64 * 2**20  # bytes free below which a failed step is taken to have met a full disk
+
+
+def disk_full(error: Exception, folder: str | Path = ".") -> str | None:
+    """What to tell the user where `error` came from a full disk (no space left, or less than LOW_SPACE
+    free on the disk holding `folder`); None otherwise."""
+    free = shutil.disk_usage(folder).free
+    if getattr(error, "errno", None) != errno.ENOSPC and free >= LOW_SPACE:
+        return None
+    return (
+        f"no space left on the disk holding {Path(folder).resolve()} ({free / 2**20:.0f} MB free) while this "
+        f"step wrote its results ({type(error).__name__}: {error}); free some space and run the workflow again: "
+        "Snakemake removes this step's incomplete outputs"
+    )
+
+
 def run_step(step, *args, **kwargs):
     """Run a step from its Snakemake job: a bad input or failed check ends it with one message. The log
     ends with the step's peak memory (exact, unlike a benchmark file's sampled max_rss).
@@ -239,6 +262,12 @@ def run_step(step, *args, **kwargs):
         return step(*args, **kwargs)
     except (InputError, ConvergenceError) as error:
         log.error("%s", error)
+        sys.exit(1)
+    except Exception as error:  # a full disk shows as many errors (HDF, Arrow, OSError): say what it is
+        full = disk_full(error)
+        if not full:
+            raise
+        log.error("%s", full)
         sys.exit(1)
     finally:
         log.info("%s %.0f MB", PEAK_MEMORY, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

@@ -17,18 +17,22 @@ import pandas as pd
 import xarray as xr
 from arviz_stats import compare, loo
 from scipy.special import logsumexp
-from scipy.stats import halfcauchy, halfnorm
 
 from hbm import models, pointwise
 from hbm.data import Grouped
+from hbm.priors import distribution
 
 GRID = 4001  # points of the log-sd grid for the exact integral
 
 
-def model_loo(tree: xr.DataTree, name: str, data: Grouped, priors: dict, level: str):
-    """ArviZ's ELPD data of one model, remedied where it can be, and a row of reliability facts."""
+def model_loo(tree: xr.DataTree, name: str, data: Grouped, priors: dict, level: str, keep=None):
+    """ArviZ's ELPD data of one model, remedied where it can be, and a row of reliability facts.
+    `data`: the rows the model was fitted to; `keep`: the rows (obs_id), or sites where the
+    log-likelihood is stored per site, to compare on (all of them if None)."""
     posterior = tree["posterior"].to_dataset()
+    labels = data.obs_id if level == "rows" else np.asarray(data.sites)
     integrated = pointwise.loo_log_likelihood(posterior, name, data, priors, level)
+    integrated, index = _kept(integrated.assign_coords({_observations(integrated): labels}), keep)
     result = loo(xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": integrated}))
     k = result.pareto_k.values
     bad = np.flatnonzero(~(k <= result.good_k))
@@ -41,10 +45,11 @@ def model_loo(tree: xr.DataTree, name: str, data: Grouped, priors: dict, level: 
         "k_bad": int(((k > result.good_k) & (k <= 1)).sum()),
         "k_very_bad": int((k > 1).sum()),
         "exact": 0,
+        "compared_on": _compared_on(len(index), len(labels), "rows" if level == "rows" else "sites"),
     }
     single_normal = models.get(name).single_normal
     if len(bad) and single_normal and priors["mu"]["dist"] == "Normal":
-        exact = _exact_single_normal(data, priors, bad, level, pooled=single_normal == "pooled")
+        exact = _exact_single_normal(data, priors, index[bad], level, pooled=single_normal == "pooled")
         _replace(result, bad, exact)
         facts["exact"] = len(bad)
     facts["unreliable"] = len(bad) - facts["exact"]
@@ -52,19 +57,22 @@ def model_loo(tree: xr.DataTree, name: str, data: Grouped, priors: dict, level: 
     return result, facts
 
 
-def formula_loo(tree: xr.DataTree, name: str, integrated=None):
+def formula_loo(tree: xr.DataTree, name: str, integrated=None, keep=None):
     """ArviZ's PSIS-LOO of a formula model (one row left out at a time), and its row of reliability facts.
     `integrated`, where the formula has one: positions -> those rows' log-likelihoods with their site's
     effects integrated out (chain, draw, row); rows with k above the threshold are then importance
-    sampled again with them, as the models' rows are from the start."""
+    sampled again with them, as the models' rows are from the start. `keep`: the rows (obs_id) to
+    compare on (all if None)."""
     posterior = tree["posterior"]
-    result = loo(xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": tree["log_likelihood"]}))
+    log_likelihood = tree["log_likelihood"].to_dataset()
+    kept, index = _kept(log_likelihood, keep)
+    result = loo(xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": kept}))
     k = result.pareto_k.values
     bad = np.flatnonzero(~(k <= result.good_k))
     again = 0
     if len(bad) and integrated is not None:
         rows = xr.Dataset(
-            {"y_est": (("chain", "draw", "obs_id"), integrated(bad))},
+            {"y_est": (("chain", "draw", "obs_id"), integrated(index[bad]))},
             coords={"obs_id": result.pareto_k["obs_id"].values[bad]},
         )
         second = loo(xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": rows}))
@@ -80,10 +88,34 @@ def formula_loo(tree: xr.DataTree, name: str, integrated=None):
         "k_bad": int(((k > result.good_k) & (k <= 1)).sum()),
         "k_very_bad": int((k > 1).sum()),
         "exact": 0,
+        "compared_on": _compared_on(len(index), log_likelihood.sizes["obs_id"], "rows"),
         "unreliable": len(bad),
     }
     facts["remedy"] = _remedy(facts, again)
     return result, facts
+
+
+def _observations(log_likelihood: xr.Dataset) -> str:
+    """The dimension of a log-likelihood's rows or sites."""
+    (dim,) = set(log_likelihood["y_est"].dims) - {"chain", "draw"}
+    return dim
+
+
+def _kept(log_likelihood: xr.Dataset, keep) -> tuple[xr.Dataset, np.ndarray]:
+    """The log-likelihood of the observations `keep` (labels of its rows or sites; all if None), and
+    their positions among all. PSIS-LOO of an observation uses its own draws alone, so this is the
+    LOO of those observations."""
+    dim = _observations(log_likelihood)
+    labels = log_likelihood[dim].values
+    index = np.arange(labels.size) if keep is None else np.flatnonzero(pd.Index(labels).isin(keep))
+    return (log_likelihood if keep is None else log_likelihood.isel({dim: index})), index
+
+
+def _compared_on(kept: int, total: int, unit: str) -> str:
+    """What a model's ELPD sums over: all its rows (or sites), or those every model was fitted to."""
+    if kept == total:
+        return f"all {total:,} {unit}"
+    return f"{kept:,} of its {total:,} {unit}: those every model was fitted to"
 
 
 def comparison(results: dict, facts: list[dict]) -> pd.DataFrame:
@@ -123,15 +155,6 @@ def _replace(result, positions, better, k_new=0.0) -> None:
     result.warning = bool((k > result.good_k).any())
 
 
-def log_scale_prior(spec: dict, sd: np.ndarray) -> np.ndarray:
-    """Log density of a config scale prior."""
-    if spec["dist"] == "Exponential":
-        return math.log(spec["lam"]) - spec["lam"] * sd
-    if spec["dist"] == "HalfNormal":
-        return halfnorm.logpdf(sd, scale=spec["sigma"])
-    return halfcauchy.logpdf(sd, scale=spec["beta"])
-
-
 def _exact_single_normal(data: Grouped, priors: dict, positions, level: str, pooled: bool) -> np.ndarray:
     """Exact log p(left-out rows | the rest) where the rows share one Normal with mean ~ N(m0, s0) and
     sd ~ its prior: every row (complete pooling, `pooled`) or each site's rows (no pooling, where
@@ -141,7 +164,7 @@ def _exact_single_normal(data: Grouped, priors: dict, positions, level: str, poo
     scale = float(np.std(data.y)) + s0
     log_sd = np.linspace(math.log(scale * 1e-6), math.log(scale * 1e3), GRID)
     sd = np.exp(log_sd)
-    weight = log_scale_prior(priors["sigma"], sd) + log_sd  # prior density on the log-sd grid
+    weight = distribution(priors["sigma"]).logpdf(sd) + log_sd  # prior density on the log-sd grid
 
     def log_marginal(n, ybar, ss):  # no rows: the prior's own mass on the grid
         return logsumexp(weight + (pointwise.site_log_evidence(sd, n, ybar, ss, m0, s0) if n else 0.0))

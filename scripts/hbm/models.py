@@ -49,7 +49,9 @@ class Model:
     (quantity -> (parameter, bambi variable)), what its fit and the formula's must agree on.
     `new_site(posterior)`: where the model predicts a site it never saw, the rows of such a site as
     (mean, between-site sd, within-site sd), each (chain, draw): the site's mean is drawn from
-    N(mean, between-site sd), its rows from N(site mean, within-site sd); None where it cannot."""
+    N(mean, between-site sd), its rows from N(site mean, within-site sd); None where it cannot.
+    `own_sd`: each site has an sd of its own, learnt from its rows alone, which has no proper posterior
+    for a site of two or more equal rows: the model is fitted to the other sites (`hbm.data.model_data`)."""
 
     name: str
     label: str
@@ -68,6 +70,7 @@ class Model:
     formula_priors: dict = field(default_factory=dict)
     formula_quantities: dict = field(default_factory=dict)
     new_site: Callable | None = None
+    own_sd: bool = False
 
     def build(self, data: Grouped, priors: dict, parameterization: str, likelihood: str):
         from hbm import builders  # PyMC is imported only by the steps that build models
@@ -136,6 +139,7 @@ MODELS: dict[str, Model] = {
             site_mean_prior=_no_pooling_prior,
             draw_integrated=_draw_no_pooling,
             single_normal="per site",
+            own_sd=True,
         ),
         Model(
             name="partial_pooling",

@@ -265,7 +265,7 @@ def forest(summaries: dict[str, pd.DataFrame], counts: pd.Series, title: str, op
     per_site = {label: s for label, s in summaries.items() if len(s) > 1 or len(counts) == 1}
     order = list(counts.index)
     if len(order) > FEW and per_site:
-        order = list(list(per_site.values())[-1]["mean"].sort_values().index)
+        order = list(list(per_site.values())[-1]["mean"].reindex(counts.index).sort_values(na_position="first").index)
     position = pd.Series(np.arange(len(order))[::-1], index=order)
     fig, ax = figure(options, groups=len(order), legend=True)
     many = len(order) > LABEL_LIMIT

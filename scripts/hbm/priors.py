@@ -3,17 +3,40 @@ group that power-scaling sensitivity needs), and draws of the prior predictive d
 
 from __future__ import annotations
 
+import numpy as np
 import xarray as xr
 from scipy import stats
 
 from hbm.data import Grouped
 
+
+class HalfStudentT:
+    """Student t with location 0 folded onto [0, inf), as PyMC's HalfStudentT (SciPy has no such family)."""
+
+    def __init__(self, nu: float, sigma: float):
+        self.t = stats.t(nu, 0.0, sigma)
+
+    def logpdf(self, x):
+        x = np.asarray(x, float)
+        return np.where(x >= 0, np.log(2) + self.t.logpdf(x), -np.inf)
+
+    def sf(self, x):
+        return np.where(np.asarray(x, float) >= 0, 2 * self.t.sf(x), 1.0)
+
+
+# Every prior family of the config (workflow/schemas/config.schema.yaml) as SciPy's distribution with
+# PyMC's parameters; the steps build the PyMC distribution of the same name (`hbm.builders.prior`).
 DISTRIBUTIONS = {
     "Normal": lambda spec: stats.norm(spec["mu"], spec["sigma"]),
     "StudentT": lambda spec: stats.t(spec["nu"], spec["mu"], spec["sigma"]),
+    "Cauchy": lambda spec: stats.cauchy(spec["alpha"], spec["beta"]),
+    "Uniform": lambda spec: stats.uniform(spec["lower"], spec["upper"] - spec["lower"]),
     "Exponential": lambda spec: stats.expon(scale=1 / spec["lam"]),
     "HalfNormal": lambda spec: stats.halfnorm(scale=spec["sigma"]),
     "HalfCauchy": lambda spec: stats.halfcauchy(scale=spec["beta"]),
+    "HalfStudentT": lambda spec: HalfStudentT(spec["nu"], spec["sigma"]),
+    "Gamma": lambda spec: stats.gamma(spec["alpha"], scale=1 / spec["beta"]),
+    "LogNormal": lambda spec: stats.lognorm(spec["sigma"], scale=np.exp(spec["mu"])),
 }
 PRIOR_DRAWS = 500
 

@@ -116,7 +116,8 @@ def _describe(draws: xr.DataArray, prob: float = 0.94) -> dict:
 
 
 def mu_comparison(posteriors: dict[str, xr.Dataset], sites: list[str]) -> pd.DataFrame:
-    """Every site's mean under each model (complete pooling's single mu stands for every site)."""
+    """Every site's mean under each model (complete pooling's single mu stands for every site; a model
+    fitted to fewer sites has rows for its own)."""
     frames = []
     for name, posterior in posteriors.items():
         mu = posterior["mu"]
@@ -126,7 +127,7 @@ def mu_comparison(posteriors: dict[str, xr.Dataset], sites: list[str]) -> pd.Dat
         frames.append(
             pd.DataFrame(
                 {
-                    "site": sites,
+                    "site": mu["site"].values,
                     "model": name,
                     "mean": mu.mean(SAMPLE).values,
                     "sd": mu.std(SAMPLE).values,
@@ -147,7 +148,7 @@ def variance_decomposition(posterior: xr.Dataset) -> pd.DataFrame:
 
 def shrinkage(posteriors: dict[str, xr.Dataset], data: Grouped, population: str) -> pd.DataFrame:
     """Per site: the pooling weight n σ_μ² / (σ_y² + n σ_μ²) of the `population` model as a posterior,
-    and every model's site means."""
+    and every model's site means (empty for a site a model leaves out)."""
     partial = posteriors[population]
     n = xr.DataArray(data.n, coords={"site": data.sites}, dims="site")
     between, within = partial["between_variability"] ** 2, partial["within_variability"] ** 2
@@ -165,7 +166,7 @@ def shrinkage(posteriors: dict[str, xr.Dataset], data: Grouped, population: str)
     )
     for name, posterior in posteriors.items():
         mu = posterior["mu"].mean(SAMPLE)
-        table[f"{name}_mean"] = mu.values if "site" in mu.dims else float(mu)
+        table[f"{name}_mean"] = mu.reindex(site=data.sites).values if "site" in mu.dims else float(mu)
     return table
 
 
@@ -209,6 +210,7 @@ def convergence(trees: dict, more_failures: dict | None = None) -> pd.DataFrame:
                 "failures": "; ".join(failures) or "none",
                 "likely_cause": "; ".join(json.loads(tree.attrs["likely_causes"])),
                 "passed": not failures,
+                "sites_left_out": json.dumps(io.sites_left_out(tree), ensure_ascii=False),
             }
         )
     return pd.DataFrame(rows)

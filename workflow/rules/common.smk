@@ -13,8 +13,10 @@ from hbm.config import (
     check_config,
     check_config_file,
     check_schema,
+    describe_prior,
     missing_priors,
     normalise_labels,
+    normalise_prior_names,
     resolve_references,
     sampling_settings,
     scale_priors,
@@ -35,6 +37,7 @@ def check_inputs():
     parse the workflow again, only complete the config (schema defaults, labels as text): the main
     process has checked it and the data."""
     try:
+        normalise_prior_names(config, SCHEMA)
         if workflow.is_main_process:
             for path in workflow.configfiles:
                 check_config_file(path)
@@ -42,34 +45,38 @@ def check_inputs():
         validate(config, schema=str(SCHEMA))
         normalise_labels(config)
         resolve_references(config)
+        frame = None
         if workflow.is_main_process:
             check_config(config)
-            check_data()
-        complete_priors()
+            frame = check_data()
+        complete_priors(frame)
     except InputError as error:
         raise WorkflowError(f"Invalid input: {error}") from None
 
 
-def complete_priors():
+def complete_priors(frame=None):
     """Priors the config leaves out, scaled to the outcome over the data file (hbm.config.scale_priors);
-    recorded in the config (`scaled_priors`) for the report, and said at the start of a run."""
+    recorded in the config (`scaled_priors`) for the report, and said at the start of a run. `frame`:
+    the data file as `read_table` read it, if it has been read."""
     missing = missing_priors(config)
     if not missing:
         return
     data = Path(config["data"]["path"])
-    if not data.exists():
+    if frame is None and not data.exists():
         raise InputError(
             f"config key 'models': priors left out are scaled to the data, but {data} does not exist yet; "
             "write every model's priors, or put the data file there first"
         )
-    values = read_table(data, config["outcome"], config["group"])[config["outcome"]].dropna()
+    if frame is None:
+        frame = read_table(data, config["outcome"], config["group"], config["data"])
+    values = frame[config["outcome"]].dropna()
     if not values.std() > 0:
         raise InputError(f"config key 'models': priors cannot be scaled to {config['outcome']!r}, which does not vary")
     config["scaled_priors"] = scale_priors(config, missing, float(values.mean()), float(values.std()))
     if workflow.is_main_process:
         scaled = config["scaled_priors"]
         lines = [
-            f"  {name}: {parameter} ~ {prior_text(config['models'][name]['priors'][parameter])}"
+            f"  {name}: {parameter} ~ {describe_prior(config['models'][name]['priors'][parameter])}"
             for name, parameters in missing.items()
             for parameter in parameters
         ]
@@ -79,17 +86,53 @@ def complete_priors():
         )
 
 
-def prior_text(prior):
-    """A prior as one reads it: Normal(mu=40, sigma=20)."""
-    return f"{prior['dist']}({', '.join(f'{key}={value:g}' for key, value in prior.items() if key != 'dist')})"
+MANY_FOLDS = 100
+
+
+def warn_many_folds(resolved):
+    """Say, at the start of a run, where leave one site out refits the models more than MANY_FOLDS times."""
+    if not config["criticism"]["leave_one_site_out"]:
+        return
+    for selection, sites in resolved.items():
+        if len(sites) > MANY_FOLDS:
+            logger.warning(
+                f"Leave one site out refits the models once per site: {len(sites):,} fold jobs for selection "
+                f"{selection!r}. Set criticism.leave_one_site_out: false to skip it."
+            )
+
+
+def warn_two_values(values):
+    """Say where the outcome takes two values only (a yes/no outcome): the models' likelihood is Normal."""
+    if values.nunique() == 2:
+        low, high = sorted(values.unique())
+        logger.warning(
+            f"The outcome {config['outcome']!r} takes two values only ({low:g} and {high:g}): the models treat it "
+            "as a Normal measurement, which a yes/no outcome is not; read their results with that in mind."
+        )
+
+
+def check_ready_to_report(findings):
+    """`snakemake --report` before the workflow has run names a missing figure: say what to do instead.
+    Snakemake offers no other sign of a report run than its command line."""
+    reporting = any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv)
+    if workflow.is_main_process and reporting and not Path(findings).exists():
+        raise WorkflowError(
+            f"There is nothing to report yet ({findings} does not exist): run the workflow first "
+            "(snakemake --cores all, with the same config), then snakemake --report results/report.html"
+        )
 
 
 def check_data():
+    """Check the config against the data file, and return the file as read (None if it is to be downloaded)."""
     data = Path(config["data"]["path"])
     if data.exists():
-        check_config_against_data(config, read_table(data, config["outcome"], config["group"]), str(data))
-        check_formulas(config, data)
-    elif not config["data"].get("url"):
+        frame = read_table(data, config["outcome"], config["group"], config["data"])
+        resolved = check_config_against_data(config, frame, str(data))
+        check_formulas(config, data, resolved)
+        warn_many_folds(resolved)
+        warn_two_values(frame[config["outcome"]].dropna())
+        return frame
+    if not config["data"].get("url"):
         raise InputError(
             f"config key 'data.path': data file {data} does not exist and no 'data.url' is set to download it"
         )
@@ -363,6 +406,11 @@ def settings(*keys):
     """The config values a step uses, as its params: the step sees nothing else, and a change to
     them reruns it."""
     return {key: config.get(key) for key in keys}
+
+
+def reading():
+    """How the data file is written (separator, decimal mark, missing values), for the steps that read it."""
+    return {"reading": {key: config["data"][key] for key in ("sep", "decimal", "na_values")}}
 
 
 def gate_thresholds():

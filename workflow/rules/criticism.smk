@@ -17,6 +17,7 @@ rule leave_one_site_out:
     params:
         compiledir=fold_compile_cache,
         settings=settings("outcome", "group", "sampling", "storage")
+        | reading()
         | {
             "models": {model: config["models"][model] for model in PREDICTING_MODELS},
             "formulas": fold_formulas(),

@@ -30,6 +30,7 @@ checkpoint subset:
         ENV
     params:
         settings=lambda wildcards: settings("outcome", "group", "new_sites")
+        | reading()
         | {"sites": config["selections"][wildcards.selection], "models": MODELS},
     script:
         "../../scripts/subset.py"

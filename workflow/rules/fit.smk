@@ -45,6 +45,6 @@ rule predict_new_site:
         **scaled(800),
     params:
         model=POPULATION,
-        settings=settings("outcome", "group", "storage") | {"data": data_name()},
+        settings=settings("outcome", "group", "storage") | reading() | {"data": data_name()},
     script:
         "../../scripts/predict_new_site.py"

@@ -27,6 +27,7 @@ rule fit_formula:
         compiledir=formula_compile_cache,
         meaning=lambda wildcards: meaning(config["formulas"][wildcards.formula], config["outcome"], config["group"]),
         settings=lambda wildcards: settings("outcome", "group", "storage", "models")
+        | reading()
         | {
             "formula": config["formulas"][wildcards.formula],
             "sampling": formula_sampling(wildcards.formula),
@@ -58,7 +59,10 @@ rule formula_tables:
         predictives=per_formula("results/{selection}/formulas/{formula}/posterior_predictive.nc"),
         models=per_model("results/{selection}/{model}/posterior.nc"),
         predictions=list(formula_predictions("new_site_{site}.nc").values()),
-        population_predictions=per_new_site(f"results/{{selection}}/{POPULATION}/new_site_{{site}}.nc"),
+        # beside the formulas' own, in formula_new_site_coverage.csv: only where a formula predicts new sites
+        population_predictions=(
+            per_new_site(f"results/{{selection}}/{POPULATION}/new_site_{{site}}.nc") if FORMULA_PREDICTIONS else []
+        ),
     output:
         **{
             f"summary_{f}": reported(path, "formula_summary", f, table="summary.csv")

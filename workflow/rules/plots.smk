@@ -17,7 +17,7 @@ rule plot_all_sites:
     resources:
         **scaled(800),
     params:
-        settings=settings("outcome", "group", "plots"),
+        settings=settings("outcome", "group", "plots") | reading(),
     script:
         "../../scripts/plot_all_sites.py"
 

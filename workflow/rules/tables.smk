@@ -50,7 +50,7 @@ rule loo_comparison:
         **scaled(2500),
     params:
         formulas=FORMULAS,
-        settings=settings("outcome", "group", "models", "formulas"),
+        settings=settings("outcome", "group", "models", "formulas") | reading(),
     script:
         "../../scripts/loo_comparison.py"
 

@@ -43,8 +43,10 @@ def findings(tables: list, out_path, priors=(), calibration=(), loo=(), logo=(),
         section(
             "Priors (tables/prior_predictive.csv, tables/prior_sensitivity.csv)",
             cautions,
-            "no model's priors disagree with the data" if priors else "not checked (criticism.prior_checks: false)",
-            "disagree with the data",
+            f"no model's priors ({named(priors)}) disagree with the data; formulas' priors are not checked"
+            if priors
+            else "not checked (criticism.prior_checks: false)",
+            "disagree with the data; formulas' priors are not checked",
         ),
         section(
             "Calibration (tables/loo_pit.csv, figures/loo_pit.png)",
@@ -57,14 +59,28 @@ def findings(tables: list, out_path, priors=(), calibration=(), loo=(), logo=(),
         section(
             "Model comparison (tables/loo_comparison.csv, tables/leave_one_site_out_comparison.csv)",
             untrusted,
-            "every PSIS-LOO estimate is reliable"
-            + (" and every leave-one-site-out fold passed the gate" if logo else " (leave one site out not run)"),
+            f"every PSIS-LOO estimate ({named(loo)}) is reliable"
+            + (
+                f" and every leave-one-site-out fold ({named(logo)}) passed the gate"
+                if logo
+                else " (leave one site out not run)"
+            ),
             "need care",
         ),
     ]
     sections.append(software())
     with io.atomic_path(out_path) as tmp:
         tmp.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
+
+
+def named(pairs, position: int = 0) -> str:
+    """The models (and formulas) a check covered, from (selection, its table, ...) pairs: the table at
+    `position` among the files, with a `model` column ('data' rows aside): "all: a, b; first5: a"."""
+    covered = []
+    for selection, *paths in pairs:
+        names = pd.read_csv(paths[position], keep_default_na=False)["model"]
+        covered.append(f"{selection}: {', '.join(dict.fromkeys(name for name in names if name != 'data'))}")
+    return "; ".join(covered) or "none"
 
 
 def software() -> str:

@@ -84,7 +84,8 @@ def test_every_finding_is_named(tmp_path):
         "posterior): 'Kassel', 'METU'"
     ]
     assert (
-        "disagree with the data (2):" in prior and "first5: complete_pooling: only 0% of the observed scontrol" in prior
+        "disagree with the data; formulas' priors are not checked (2):" in prior
+        and "first5: complete_pooling: only 0% of the observed scontrol" in prior
     )
     assert "first5: no_pooling: potential prior-data conflict for mu[Oslo] " in prior and "sigma[Oslo]" not in prior
     assert calibration.splitlines()[1:] == [
@@ -123,7 +124,7 @@ def test_nothing_is_flagged_where_nothing_is_wrong(tmp_path):
         "not checked (criticism.prior_checks: false).",
         "Calibration (tables/loo_pit.csv, figures/loo_pit.png): not checked (criticism.calibration: false).",
         "Model comparison (tables/loo_comparison.csv, tables/leave_one_site_out_comparison.csv): "
-        "every PSIS-LOO estimate is reliable (leave one site out not run).",
+        "every PSIS-LOO estimate (none) is reliable (leave one site out not run).",
         software(),
     ]
 
@@ -141,3 +142,25 @@ def test_the_gate_repeats_the_findings_where_they_flag_anything(tmp_path):
         assert ("WARNING hbm: findings of this run" in log) == flagged
         assert ("all: no_pooling: potential prior-data conflict for mu[Oslo]" in log) == flagged
         assert (tmp_path / "gate.txt").read_text() == "every fit passed\n"
+
+
+def test_each_check_names_what_it_covered(tmp_path):
+    """Where nothing is flagged, each line says on which selections and models it looked."""
+    out = tmp_path / "findings.txt"
+    loo = [{"model": name, "unreliable": 0, "k_threshold": 0.7, "remedy": "PSIS", "reliable": True} for name in "ab"]
+    predictive = [{"model": "data", "data_inside_99": None, "conflict": None}] + [
+        {"model": name, "q01": 30, "q99": 50, "data_inside_99": 1.0, "conflict": False} for name in "ab"
+    ]
+    sensitivity = [{"model": "a", "parameter": "mu", "diagnosis": "✓", "fit_passed": True}]
+    findings(
+        [("all", convergence(tmp_path, failed=False))],
+        out,
+        [("all", write(tmp_path / "p.csv", predictive), write(tmp_path / "s.csv", sensitivity))],
+        [],
+        [("all", write(tmp_path / "loo.csv", loo))],
+        [],
+        "scontrol",
+    )
+    text = out.read_text()
+    assert "no model's priors (all: a, b) disagree with the data; formulas' priors are not checked." in text
+    assert "every PSIS-LOO estimate (all: a, b) is reliable (leave one site out not run)." in text

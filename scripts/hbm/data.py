@@ -54,10 +54,11 @@ class Grouped:
 
     def dropping(self, sites) -> Grouped:
         """The rows of every site but `sites`, in the same order."""
-        kept = np.array([s not in set(sites) for s in self.sites])
+        dropped = set(sites)
+        kept = np.array([site not in dropped for site in self.sites], dtype=bool)
         rows = kept[self.site_idx]
         new_index = np.cumsum(kept) - 1
-        others = [s for s, keep in zip(self.sites, kept) if keep]
+        others = [site for site, keep in zip(self.sites, kept) if keep]
         return Grouped(self.y[rows], new_index[self.site_idx[rows]], others, self.obs_id[rows])
 
     def tied_sites(self) -> list[str]:

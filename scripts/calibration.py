@@ -90,6 +90,8 @@ def figure(pits: dict, selection: str, options: dict):
     labels = [plotting.model_label(name, [note] if note else None) for name, (_, note) in pits.items()]
     # models side by side on the rows they all were fitted to (a model may leave sites out)
     values = xr.concat([pit for pit, _ in pits.values()], "model", join="inner").assign_coords(model=labels)
+    shared, most = values.sizes["obs_id"], max(pit.sizes["obs_id"] for pit, _ in pits.values())
+    rows = "" if shared == most else f", the {shared} rows every model was fitted to"
     width, height = options["wide_figsize"]
     pc = azp.plot_ecdf_pit(
         convert_to_datatree(values.to_dataset(name="y_est"), group="loo_pit"),
@@ -103,7 +105,9 @@ def figure(pits: dict, selection: str, options: dict):
     fig = np.ravel(pc.viz["plot"].values)[0].figure
     for title, label in zip(pc.viz["title"]["y_est"].values, labels):
         title.set_text(label)
-    fig.suptitle(f"LOO-PIT ({selection}): Δ-ECDF of each row's PIT; flat near 0 when calibrated", fontsize="medium")
+    fig.suptitle(
+        f"LOO-PIT ({selection}{rows}): Δ-ECDF of each row's PIT; flat near 0 when calibrated", fontsize="medium"
+    )
     return fig
 
 
